@@ -1,0 +1,22 @@
+# Maintenance commands. The two set-up commands a new user needs are in README.md.
+PY ?= python
+
+.PHONY: book test execute gpu-check lint student clean
+
+book:            ## execute every chapter at its defaults and render the HTML book (_build/html)
+	jupyter-book build .
+
+test:            ## the test suite CI runs (unit tests, nbval, papermill at CI parameters, book build)
+	$(PY) -m pytest
+
+execute:         ## re-execute notebooks in place at their defaults (after changing lib), clean metadata
+	$(PY) scripts/execute_notebooks.py $(NB)
+
+gpu-check:       ## on a GPU machine: every chapter with DEVICE="cuda" plus the benchmarks (<= 8 min, H100)
+	bash scripts/gpu_check.sh
+
+lint:            ## ruff lint + format (notebooks included), as pre-commit runs them
+	pre-commit run --all-files
+
+clean:
+	rm -rf _build

@@ -1,0 +1,46 @@
+"""The book's one plot style and small plotting helpers shared by the chapters.
+
+Figures are rendered as retina PNG (never SVG: SVG text is compared by nbval and churns).
+"""
+
+from __future__ import annotations
+
+__all__ = ["STYLE", "use_style"]
+
+#: rcParams applied by :func:`use_style`.
+STYLE: dict[str, object] = {
+    "figure.figsize": (6.4, 3.6),
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "lines.linewidth": 1.6,
+    "image.cmap": "viridis",
+    "svg.hashsalt": "lecture6",  # deterministic ids should an SVG ever be written
+}
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib style and, inside IPython, retina PNG inline figures."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update(STYLE)
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - IPython ships with Jupyter
+        shell = None
+    if shell is not None:
+        try:
+            from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+            set_matplotlib_formats("retina")
+        except ImportError:  # pragma: no cover
+            pass

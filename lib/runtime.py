@@ -1,0 +1,187 @@
+"""Run-time basics every notebook uses: device resolution, seeding, rounded reporting, setup.
+
+Nothing here touches the network, and nothing initialises CUDA until a caller asks for
+``device="auto"`` or ``"cuda"``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import random
+from collections.abc import Mapping
+
+import torch
+
+__all__ = ["environment", "format_value", "report", "resolve_device", "seed_everything", "setup"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn a device request into a :class:`torch.device`.
+
+    ``"auto"`` picks ``cuda`` when a GPU is available, then ``mps``, else ``cpu``. Anything else is
+    passed to :class:`torch.device` after checking that the backend exists, so a notebook asked to
+    run with ``DEVICE="cuda"`` on a machine without a GPU fails at once with a message instead of
+    deep inside a training loop.
+
+    Args:
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a ``torch.device``.
+
+    Returns:
+        The resolved ``torch.device``.
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+    """
+    if isinstance(device, torch.device):
+        dev = device
+    elif not isinstance(device, str):
+        raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}")
+    elif device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(
+                f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+            ) from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} was requested but no CUDA GPU is available here; "
+            "use DEVICE='auto' or 'cpu' (on Colab: Runtime > Change runtime type > GPU)"
+        )
+    return dev
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy (when installed) and torch (CPU and all GPUs).
+
+    Library code never seeds globally; notebooks call this once (through :func:`setup`) and
+    pass explicit ``generator=`` objects to ``lib`` functions where reproducibility matters.
+
+    Args:
+        seed: a non-negative integer.
+
+    Returns:
+        A CPU ``torch.Generator`` seeded with ``seed``, for passing as ``generator=``.
+    """
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)  # noqa: NPY002 - seeding the legacy global RNG is the point
+    except ImportError:  # pragma: no cover - numpy ships with torch's usual installs
+        pass
+    torch.manual_seed(seed)  # also seeds every CUDA device, lazily
+    return torch.Generator().manual_seed(seed)
+
+
+def setup(seed: int = 0, device: str | torch.device = "auto", style: bool = True) -> torch.device:
+    """The one setup call at the top of every notebook: seed, resolve the device, set plot style.
+
+    Prints one line (``device: cpu``) so a reader sees where the notebook ran.
+
+    Args:
+        seed: seed for :func:`seed_everything`.
+        device: device request for :func:`resolve_device`.
+        style: apply the book's matplotlib style (:func:`lib.plotting.use_style`).
+
+    Returns:
+        The resolved ``torch.device``.
+    """
+    seed_everything(seed)
+    dev = resolve_device(device)
+    if style:
+        from lib.plotting import use_style
+
+        use_style()
+    print(f"device: {dev.type}  seed: {seed}")
+    return dev
+
+
+def format_value(value: object, digits: int = 4) -> str:
+    """Format a scalar with ``digits`` significant digits; 0-dim tensors are unwrapped.
+
+    Rounding to a few significant digits keeps printed outputs identical across BLAS builds and
+    thread counts, which is what lets nbval compare stored outputs with a fresh run.
+    """
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(
+                f"report prints scalars only; got a tensor of shape {tuple(value.shape)} "
+                "(reduce it first, or print a rounded summary)"
+            )
+        value = value.item()
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        x = float(value)
+        if math.isnan(x) or math.isinf(x):
+            return str(x)
+        if x == 0.0:
+            return "0"
+        text = f"{x:.{digits}g}"
+        return "0" if float(text) == 0.0 else text  # never print "-0"
+    if hasattr(value, "item") and callable(value.item):  # NumPy scalars
+        return format_value(value.item(), digits)
+    raise ValueError(f"cannot format {type(value).__name__} as a scalar")
+
+
+def report(values: Mapping[str, object] | None = None, digits: int = 4, **kwargs: object) -> str:
+    """Print named scalars rounded to ``digits`` significant digits, one per line, aligned.
+
+    Args:
+        values: mapping from name to a Python number, NumPy scalar or 0-dim tensor.
+        digits: significant digits.
+        **kwargs: more name/value pairs.
+
+    Returns:
+        The printed text.
+
+    Example:
+        >>> _ = report(NC1=0.123456, K=10)
+        NC1  0.1235
+        K    10
+    """
+    items = dict(values or {}, **kwargs)
+    if not items:
+        raise ValueError("report needs at least one name=value pair")
+    width = max(len(k) for k in items)
+    text = "\n".join(f"{k:<{width}}  {format_value(v, digits)}" for k, v in items.items())
+    print(text)
+    return text
+
+
+def environment() -> dict[str, str]:
+    """Versions of the stack and the accelerator this kernel sees, for the getting-started check.
+
+    Returns:
+        Mapping from component to a short description (printed by the notebook; its output
+        differs between machines, so notebooks mark that cell ``nbval-ignore-output``).
+    """
+    import importlib.metadata as md
+    import platform
+
+    info = {"python": platform.python_version()}
+    for pkg in ("torch", "torchvision", "timm", "open_clip_torch", "matplotlib", "jupyter-book"):
+        try:
+            info[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            info[pkg] = "not installed"
+    if torch.cuda.is_available():
+        info["gpu"] = f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    else:
+        info["gpu"] = "none (CPU only)"
+    return info

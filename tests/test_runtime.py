@@ -1,0 +1,162 @@
+"""lib.runtime / lib.plotting / lib.data: device, seeding, reporting, style, generated data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import lib
+from lib import data, runtime
+
+
+def test_resolve_device_auto_and_explicit():
+    expected = "cuda" if torch.cuda.is_available() else None
+    dev = runtime.resolve_device("auto")
+    assert isinstance(dev, torch.device)
+    if expected:
+        assert dev.type == expected
+    assert runtime.resolve_device("cpu") == torch.device("cpu")
+    assert runtime.resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_resolve_device_cuda_without_gpu_says_what_to_do():
+    with pytest.raises(ValueError, match="no CUDA GPU is available.*DEVICE='auto'"):
+        runtime.resolve_device("cuda")
+
+
+@pytest.mark.parametrize("bad", ["gpu", "cuda:x", 3])
+def test_resolve_device_rejects_unknown(bad):
+    with pytest.raises(ValueError, match="device"):
+        runtime.resolve_device(bad)
+
+
+def test_seed_everything_reproduces_draws():
+    g = runtime.seed_everything(7)
+    a = (torch.rand(3), torch.rand(2, generator=g))
+    g = runtime.seed_everything(7)
+    b = (torch.rand(3), torch.rand(2, generator=g))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    runtime.seed_everything(8)
+    assert not torch.equal(torch.rand(3), a[0])
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "0", True])
+def test_seed_everything_rejects_bad_seed(bad):
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        runtime.seed_everything(bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "text"),
+    [
+        (0.123456, 4, "0.1235"),
+        (123456.0, 3, "1.23e+05"),
+        (torch.tensor(2.0 / 3.0, dtype=torch.float64), 3, "0.667"),
+        (torch.tensor(-1e-30), 4, "-1e-30"),
+        (-0.0, 4, "0"),
+        (7, 4, "7"),
+        (True, 4, "True"),
+        (float("nan"), 4, "nan"),
+    ],
+)
+def test_format_value_rounds_significant_digits(value, digits, text):
+    assert runtime.format_value(value, digits) == text
+
+
+def test_format_value_refuses_vectors():
+    with pytest.raises(ValueError, match="scalars only.*shape \\(3,\\)"):
+        runtime.format_value(torch.ones(3))
+
+
+def test_report_prints_aligned_rounded_lines(capsys):
+    text = lib.report({"NC1": 1 / 3}, digits=3, K=10)
+    assert capsys.readouterr().out == "NC1  0.333\nK    10\n"
+    assert text == "NC1  0.333\nK    10"
+    with pytest.raises(ValueError, match="at least one"):
+        lib.report()
+
+
+def test_setup_seeds_resolves_and_styles(capsys):
+    import matplotlib as mpl
+
+    from lib.plotting import STYLE
+
+    mpl.rcParams["axes.grid"] = False
+    dev = lib.setup(seed=3, device="cpu")
+    assert dev == torch.device("cpu")
+    assert capsys.readouterr().out == "device: cpu  seed: 3\n"
+    assert mpl.rcParams["axes.grid"] is STYLE["axes.grid"]
+    x = torch.rand(2)
+    lib.setup(seed=3, device="cpu")
+    assert torch.equal(torch.rand(2), x)
+
+
+def test_environment_lists_the_stack():
+    info = runtime.environment()
+    assert {"python", "torch", "timm", "open_clip_torch", "gpu"} <= set(info)
+    assert info["torch"] != "not installed"
+
+
+def test_import_lib_touches_no_network_and_no_gpu():
+    code = textwrap.dedent(
+        """
+        import socket
+        def refuse(*a, **k):
+            raise AssertionError("network touched on import")
+        socket.socket.connect = refuse
+        socket.create_connection = refuse
+        import sys, torch
+        import lib
+        lib.metrics, lib.runtime, lib.data, lib.plotting  # lazy submodules resolve
+        assert not torch.cuda.is_initialized(), "CUDA initialised on import"
+        assert "timm" not in sys.modules and "open_clip" not in sys.modules
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_lazy_attribute_error_names_the_attribute():
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        lib.nope  # noqa: B018
+
+
+def test_gaussian_classes_shapes_order_and_determinism():
+    H, y = data.gaussian_classes(3, 5, 4, generator=torch.Generator().manual_seed(0))
+    assert H.shape == (15, 4) and y.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    H2, _ = data.gaussian_classes(3, 5, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(H, H2)
+    H64, _ = data.gaussian_classes(3, 5, 4, dtype=torch.float64)
+    assert H64.dtype == torch.float64
+
+
+def test_gaussian_classes_zero_noise_is_class_means():
+    H, y = data.gaussian_classes(
+        4, 3, 6, separation=2.0, noise=0.0, generator=torch.Generator().manual_seed(1)
+    )
+    for k in range(4):
+        rows = H[y == k]
+        assert torch.equal(rows, rows[:1].expand_as(rows))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_classes": 1}, "num_classes must be an integer >= 2"),
+        ({"per_class": 0}, "per_class must be an integer >= 1"),
+        ({"dim": 2.0}, "dim must be an integer >= 1"),
+        ({"separation": -1.0}, "separation must be a finite number >= 0"),
+        ({"noise": float("nan")}, "noise must be a finite number >= 0"),
+    ],
+)
+def test_gaussian_classes_bad_input(kwargs, message):
+    args = {"num_classes": 3, "per_class": 2, "dim": 2} | kwargs
+    with pytest.raises(ValueError, match=message):
+        data.gaussian_classes(**args)
