@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download: fail fast instead of retrying
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 try:
     from nbval.plugin import IPyNbCell

@@ -18,7 +18,18 @@ from lib.runtime import report, resolve_device, seed_everything, setup
 __all__ = ["report", "resolve_device", "seed_everything", "setup"]
 __version__ = "0.1.0"
 
-_SUBMODULES = ("completion", "dln", "metrics", "plotting", "runtime", "separation", "transfer")
+_SUBMODULES = (
+    "completion",
+    "data",
+    "dln",
+    "layerwise",
+    "metrics",
+    "plotting",
+    "runtime",
+    "separation",
+    "spectra",
+    "transfer",
+)
 
 
 def __getattr__(name: str) -> Any:

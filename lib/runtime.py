@@ -13,7 +13,15 @@ from collections.abc import Mapping
 
 import torch
 
-__all__ = ["environment", "format_value", "report", "resolve_device", "seed_everything", "setup"]
+__all__ = [
+    "environment",
+    "format_report",
+    "format_value",
+    "report",
+    "resolve_device",
+    "seed_everything",
+    "setup",
+]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -139,8 +147,10 @@ def format_value(value: object, digits: int = 4) -> str:
     raise ValueError(f"cannot format {type(value).__name__} as a scalar")
 
 
-def report(values: Mapping[str, object] | None = None, digits: int = 4, **kwargs: object) -> str:
-    """Print named scalars rounded to ``digits`` significant digits, one per line, aligned.
+def format_report(
+    values: Mapping[str, object] | None = None, digits: int = 4, **kwargs: object
+) -> str:
+    """Text of :func:`report`: named scalars rounded to ``digits`` significant digits, aligned.
 
     Args:
         values: mapping from name to a Python number, NumPy scalar or 0-dim tensor.
@@ -148,20 +158,31 @@ def report(values: Mapping[str, object] | None = None, digits: int = 4, **kwargs
         **kwargs: more name/value pairs.
 
     Returns:
-        The printed text.
-
-    Example:
-        >>> _ = report(NC1=0.123456, K=10)
-        NC1  0.1235
-        K    10
+        One line per value.
     """
     items = dict(values or {}, **kwargs)
     if not items:
         raise ValueError("report needs at least one name=value pair")
     width = max(len(k) for k in items)
-    text = "\n".join(f"{k:<{width}}  {format_value(v, digits)}" for k, v in items.items())
-    print(text)
-    return text
+    return "\n".join(f"{k:<{width}}  {format_value(v, digits)}" for k, v in items.items())
+
+
+def report(values: Mapping[str, object] | None = None, digits: int = 4, **kwargs: object) -> None:
+    """Print named scalars rounded to ``digits`` significant digits, one per line, aligned.
+
+    The one way notebooks print numbers: rounding keeps stored outputs identical across runs.
+
+    Args:
+        values: mapping from name to a Python number, NumPy scalar or 0-dim tensor.
+        digits: significant digits.
+        **kwargs: more name/value pairs.
+
+    Example:
+        >>> report(NC1=0.123456, K=10)
+        NC1  0.1235
+        K    10
+    """
+    print(format_report(values, digits, **kwargs))
 
 
 def environment() -> dict[str, str]:
