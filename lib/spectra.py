@@ -1,0 +1,405 @@
+r"""SVD diagnostics of weight matrices over training: the law-of-parsimony measurements.
+
+Pure tensor functions, batched over any leading axes (time ``T``, runs ``B``, ...), device and
+dtype following the input. SVD dynamics need float64: singular values that coincide to
+:math:`10^{-14}` in float64 only coincide to about :math:`10^{-6}` in float32.
+
+* :func:`singular_values` — :math:`\sigma_i(W)` over time;
+* :func:`singular_vector_angles` — :math:`\angle(v_i(t), v_i(t_{\mathrm{ref}}))` (sign-invariant);
+* :func:`principal_angles`, :func:`largest_principal_angle` — between subspaces;
+* :func:`coinciding_singular_values`, :func:`coinciding_subspaces` — the cluster of equal
+  singular values and its singular subspaces;
+* :func:`balancedness_gap` — :math:`\|W_{l+1}^\top W_{l+1} - W_l W_l^\top\|_F`;
+* :func:`numerical_rank`.
+
+SVDs follow PyTorch's convention ``U, S, Vh`` (:math:`W = U\,\mathrm{diag}(S)\,V_h`, rows of
+``Vh`` are the right singular vectors :math:`v_i^\top`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Cluster",
+    "balancedness_gap",
+    "coinciding_singular_values",
+    "coinciding_subspaces",
+    "largest_principal_angle",
+    "numerical_rank",
+    "principal_angles",
+    "singular_values",
+    "singular_vector_angles",
+    "vector_angle",
+]
+
+Side = Literal["right", "left"]
+_SIDES = ("right", "left")
+
+
+def _check_matrix(name: str, W: object, min_ndim: int = 2) -> Tensor:
+    if not isinstance(W, Tensor) or W.ndim < min_ndim:
+        got = tuple(W.shape) if isinstance(W, Tensor) else type(W).__name__
+        raise ValueError(f"{name} must be a tensor with at least {min_ndim} dimensions, got {got}")
+    if not W.is_floating_point():
+        raise ValueError(f"{name} must be floating point, got {W.dtype}")
+    return W
+
+
+def _check_tol(name: str, tol: object) -> float:
+    if (
+        not isinstance(tol, numbers.Real)
+        or isinstance(tol, bool)
+        or not (math.isfinite(tol) and tol >= 0)
+    ):
+        raise ValueError(f"{name} must be a finite number >= 0, got {tol!r}")
+    return float(tol)
+
+
+def singular_values(W: Tensor) -> Tensor:
+    r"""Singular values, largest first, of a matrix or a stack of matrices.
+
+    .. math::
+
+        W = U\,\mathrm{diag}(\sigma_1 \ge \dots \ge \sigma_k)\,V_h,\qquad k = \min(m, n).
+
+    Args:
+        W: ``(..., m, n)``, e.g. ``history.trajectory(0)`` ``(T, d_1, d_0)``.
+
+    Returns:
+        ``(..., k)`` on ``W``'s device.
+
+    Reference:
+        Lecture 6, section 2, figure "Evolution of SVD of the weight matrix", left panel.
+
+    Example:
+        >>> singular_values(torch.diag(torch.tensor([1.0, 3.0, 2.0])))
+        tensor([3., 2., 1.])
+    """
+    return torch.linalg.svdvals(_check_matrix("W", W))
+
+
+def vector_angle(a: Tensor, b: Tensor, sign_invariant: bool = True) -> Tensor:
+    r"""Angle between vectors, accurate for tiny angles; optionally blind to the sign.
+
+    .. math::
+
+        \angle(a, b) = 2\operatorname{atan2}\big(\|\hat a - s\hat b\|, \|\hat a + s\hat b\|\big),
+        \quad s = \operatorname{sign}\langle a, b\rangle \ (\text{or } 1),
+
+    equal to :math:`\arccos |\langle\hat a,\hat b\rangle|` in exact arithmetic but without the
+    :math:`\sqrt{\epsilon_{\mathrm{mach}}}` loss of ``arccos`` near 0. Singular vectors are only
+    defined up to sign, hence ``sign_invariant=True`` (result in :math:`[0, \pi/2]`).
+
+    Args:
+        a: ``(..., n)``.
+        b: ``(..., n)``, broadcastable with ``a``.
+        sign_invariant: treat ``b`` and ``-b`` as the same direction.
+
+    Returns:
+        ``(...)`` radians.
+
+    Example:
+        >>> vector_angle(torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0]))
+        tensor(0.7854)
+    """
+    a = a / torch.linalg.vector_norm(a, dim=-1, keepdim=True)
+    b = b / torch.linalg.vector_norm(b, dim=-1, keepdim=True)
+    if sign_invariant:
+        s = torch.where((a * b).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(a.dtype)
+        b = s * b
+    return 2 * torch.atan2(
+        torch.linalg.vector_norm(a - b, dim=-1), torch.linalg.vector_norm(a + b, dim=-1)
+    )
+
+
+def singular_vector_angles(W: Tensor, W_ref: Tensor, side: Side = "right") -> Tensor:
+    r"""Angle between the i-th singular vector of ``W`` and the i-th singular vector of ``W_ref``.
+
+    .. math::
+
+        \theta_i = \angle\big(v_i(W), v_i(W_{\mathrm{ref}})\big) \ (\texttt{"right"}), \qquad
+        \theta_i = \angle\big(u_i(W), u_i(W_{\mathrm{ref}})\big) \ (\texttt{"left"}),
+
+    sign-invariant (:func:`vector_angle`), singular vectors ordered by decreasing singular value.
+    Where singular values of ``W_ref`` coincide (at :math:`t = 0` all equal ε under ε-orthogonal
+    init) its singular vectors are not unique and the angle is meaningless: take the reference at
+    a step where the spectrum has separated, and compare subspaces of a coinciding cluster with
+    :func:`largest_principal_angle` instead.
+
+    Args:
+        W: ``(..., m, n)``, e.g. a trajectory ``(T, m, n)``.
+        W_ref: ``(m, n)`` or broadcastable to ``W``.
+        side: ``"right"`` (:math:`v_i`, rows of ``Vh``) or ``"left"`` (:math:`u_i`, columns of ``U``).
+
+    Returns:
+        ``(..., k)`` radians in :math:`[0, \pi/2]`, ``k = min(m, n)``.
+
+    Reference:
+        Lecture 6, section 2, figure "Evolution of SVD of the weight matrix", middle and right
+        panels.
+
+    Example:
+        >>> W = torch.diag(torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64))
+        >>> singular_vector_angles(W, -W)
+        tensor([0., 0., 0.], dtype=torch.float64)
+    """
+    if side not in _SIDES:
+        raise ValueError(f"unknown side {side!r}; allowed values: {', '.join(map(repr, _SIDES))}")
+    W, W_ref = _check_matrix("W", W), _check_matrix("W_ref", W_ref)
+    if W.shape[-2:] != W_ref.shape[-2:]:
+        raise ValueError(f"W is {tuple(W.shape[-2:])} but W_ref is {tuple(W_ref.shape[-2:])}")
+    U, _, Vh = torch.linalg.svd(W, full_matrices=False)  # (..., m, k), (..., k, n)
+    U0, _, Vh0 = torch.linalg.svd(W_ref, full_matrices=False)
+    if side == "right":
+        return vector_angle(Vh, Vh0)  # rows are v_iᵀ: (..., k)
+    return vector_angle(U.mT, U0.mT)
+
+
+def principal_angles(A: Tensor, B: Tensor) -> Tensor:
+    r"""Principal angles between the column spaces of ``A`` and ``B`` (orthonormal columns).
+
+    .. math::
+
+        \cos\theta_i = \sigma_i(A^\top B), \qquad \sin\theta_{k+1-i} = \sigma_i\big((I - AA^\top)B\big),
+
+    combined as :math:`\theta_i = \operatorname{atan2}(\sin\theta_i, \cos\theta_i)`, accurate for
+    small and large angles alike (Knyazev & Argentati 2002).
+
+    Args:
+        A: ``(..., n, p)`` with orthonormal columns.
+        B: ``(..., n, q)`` with orthonormal columns, batch-broadcastable with ``A``.
+
+    Returns:
+        ``(..., min(p, q))`` radians, ascending (the last one is the largest).
+
+    Reference:
+        Björck & Golub, *Numerical methods for computing angles between linear subspaces*, 1973;
+        Knyazev & Argentati, SIAM J. Sci. Comput. 23(6), 2002 (sine-based small angles).
+
+    Example:
+        >>> A = torch.eye(3, dtype=torch.float64)[:, :2]
+        >>> B = torch.tensor([[1.0], [0.0], [1.0]], dtype=torch.float64) / 2**0.5
+        >>> principal_angles(A, B)
+        tensor([0.7854], dtype=torch.float64)
+    """
+    A, B = _check_matrix("A", A), _check_matrix("B", B)
+    if A.shape[-2] != B.shape[-2]:
+        raise ValueError(
+            f"A and B must live in the same space: {A.shape[-2]} vs {B.shape[-2]} rows"
+        )
+    if A.shape[-1] < B.shape[-1]:
+        A, B = B, A  # p >= q
+    q = B.shape[-1]
+    if q == 0:
+        return A.new_zeros(*torch.broadcast_shapes(A.shape[:-2], B.shape[:-2]), 0)
+    cos = torch.linalg.svdvals(A.mT @ B).clamp(max=1.0)  # (..., q) descending
+    sin = torch.linalg.svdvals(B - A @ (A.mT @ B)).clamp(max=1.0)  # (..., q) descending
+    return torch.atan2(sin.flip(-1), cos)  # (..., q) ascending
+
+
+def largest_principal_angle(A: Tensor, B: Tensor) -> Tensor:
+    r"""The largest principal angle between two subspaces of equal dimension.
+
+    .. math::
+
+        \theta_{\max}(A, B) = \arcsin \|(I - AA^\top) B\|_2 \quad (p = q),
+
+    zero iff the column spaces coincide; the distance used to say "the untouched singular
+    subspaces do not move".
+
+    Args:
+        A: ``(..., n, p)`` with orthonormal columns.
+        B: ``(..., n, q)`` with orthonormal columns.
+
+    Returns:
+        ``(...)`` radians (0 when ``min(p, q) == 0``).
+
+    Reference:
+        Lecture 6, section 2, "Invariance of subspaces in the weights".
+
+    Example:
+        >>> A = torch.eye(3, dtype=torch.float64)[:, :2]
+        >>> float(largest_principal_angle(A, A.flip(-1)))
+        0.0
+    """
+    angles = principal_angles(A, B)
+    if angles.shape[-1] == 0:
+        return angles.sum(-1)
+    return angles[..., -1]
+
+
+class Cluster(NamedTuple):
+    """The largest group of coinciding singular values (see :func:`coinciding_singular_values`).
+
+    Attributes:
+        count: ``(...)`` int64, how many singular values coincide.
+        spread: ``(...)``, largest minus smallest value of the group (``<= tol``).
+        value: ``(...)``, their mean.
+        start: ``(...)`` int64, index (in descending order) of the group's largest value.
+    """
+
+    count: Tensor
+    spread: Tensor
+    value: Tensor
+    start: Tensor
+
+
+def coinciding_singular_values(S: Tensor, tol: float = 1e-10) -> Cluster:
+    r"""The largest group of singular values lying within an interval of width ``tol``.
+
+    .. math::
+
+        \mathrm{count} = \max_i\, \#\{j : \sigma_i - \mathrm{tol} \le \sigma_j \le \sigma_i\},
+
+    the group being consecutive in sorted order; ties between equally large groups go to the
+    larger singular values. The law of parsimony predicts ``count = d - 2r`` for every layer at
+    every step (square layers, whitened data), with spread at rounding level in float64.
+
+    Args:
+        S: ``(..., k)`` singular values in descending order (from :func:`singular_values`).
+        tol: absolute width of the interval (``>= 0``).
+
+    Returns:
+        A :class:`Cluster` of ``(...)`` tensors: ``count``, ``spread``, ``value``, ``start``.
+
+    Reference:
+        Lecture 6, section 2, Thm. (Yaras et al. '23): the :math:`\rho(t) I_m` block.
+
+    Example:
+        >>> c = coinciding_singular_values(torch.tensor([3.0, 1.0, 1.0, 1.0, 0.5]), tol=1e-6)
+        >>> int(c.count), int(c.start), float(c.value)
+        (3, 1, 1.0)
+    """
+    S = _check_matrix("S", S, min_ndim=1)
+    tol = _check_tol("tol", tol)
+    k = S.shape[-1]
+    if k == 0:
+        raise ValueError("S is empty")
+    a = S.flip(-1).contiguous()  # ascending (..., k)
+    idx = torch.arange(k, device=S.device)
+    # for each i: the number of j >= i with a_j <= a_i + tol
+    end = torch.searchsorted(a, a + tol, right=True)  # (..., k)
+    counts = end - idx
+    # ties -> larger values: scan from the top (reverse), argmax takes the first maximum
+    counts_rev = counts.flip(-1)
+    j_rev = counts_rev.argmax(-1, keepdim=True)  # (..., 1)
+    count = counts_rev.gather(-1, j_rev)  # (..., 1)
+    i_lo = (k - 1) - j_rev  # ascending index of the smallest member
+    i_hi = i_lo + count - 1
+    lo, hi = a.gather(-1, i_lo), a.gather(-1, i_hi)
+    members = (idx >= i_lo) & (idx <= i_hi)
+    value = (a * members).sum(-1) / count.squeeze(-1).to(a.dtype)
+    start = (k - 1) - i_hi  # descending index of the largest member
+    return Cluster(count.squeeze(-1), (hi - lo).squeeze(-1), value, start.squeeze(-1))
+
+
+def coinciding_subspaces(W: Tensor, tol: float = 1e-10) -> tuple[Tensor, Tensor]:
+    r"""Left and right singular subspaces of the largest group of coinciding singular values of ``W``.
+
+    .. math::
+
+        W = U\,\mathrm{diag}(S)\,V_h, \qquad
+        U_c = U_{:,\,s:s+m}, \quad V_{h,c} = (V_h)_{s:s+m,\,:},
+
+    with ``s, m`` = ``start, count`` of :func:`coinciding_singular_values`. Inside the group the
+    individual vectors are arbitrary; only the spans mean something (compare them with
+    :func:`largest_principal_angle`, e.g. ``largest_principal_angle(Vh_c.mT, V2)``).
+
+    Args:
+        W: ``(m, n)`` one matrix.
+        tol: as in :func:`coinciding_singular_values`.
+
+    Returns:
+        ``U_c`` ``(m, count)`` and ``Vh_c`` ``(count, n)``, orthonormal columns / rows.
+
+    Reference:
+        Lecture 6, section 2, "Invariance of subspaces in the weights".
+
+    Example:
+        >>> W = torch.diag(torch.tensor([3.0, 1.0, 1.0, 0.5], dtype=torch.float64))
+        >>> U_c, Vh_c = coinciding_subspaces(W, tol=1e-9)
+        >>> tuple(U_c.shape), tuple(Vh_c.shape)
+        ((4, 2), (2, 4))
+    """
+    W = _check_matrix("W", W)
+    if W.ndim != 2:
+        raise ValueError(f"W must be one (m, n) matrix, got shape {tuple(W.shape)}")
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    c = coinciding_singular_values(S, tol)
+    s, m = int(c.start), int(c.count)
+    return U[:, s : s + m], Vh[s : s + m]
+
+
+def balancedness_gap(weights: Sequence[Tensor]) -> Tensor:
+    r"""How far consecutive layers are from balanced.
+
+    .. math::
+
+        g_l = \|W_{l+1}^\top W_{l+1} - W_l W_l^\top\|_F, \qquad l = 1, \dots, L-1.
+
+    Gradient flow conserves :math:`W_{l+1}^\top W_{l+1} - W_l W_l^\top`; ε-orthogonal init of
+    square layers makes it zero, and GD with a small step keeps it small (weight decay shrinks it).
+
+    Args:
+        weights: ``L`` tensors ``(..., d_l, d_{l-1})`` with a common batch shape (e.g. a
+            :class:`lib.dln.History` entry, or ``[h.trajectory(i) for i in range(L)]``).
+
+    Returns:
+        ``(..., L - 1)``.
+
+    Reference:
+        Arora, Cohen & Hazan, *On the optimization of deep networks: implicit acceleration by
+        overparameterization*, ICML 2018 (balancedness); Yaras et al. 2023.
+
+    Example:
+        >>> I = torch.eye(3)
+        >>> balancedness_gap([I, 2 * I])
+        tensor([5.1962])
+    """
+    if isinstance(weights, Tensor) or len(weights) < 2:
+        raise ValueError("balancedness_gap needs a list of at least 2 weight matrices")
+    gaps = []
+    for i in range(len(weights) - 1):
+        A, B = _check_matrix(f"W_{i + 1}", weights[i]), _check_matrix(f"W_{i + 2}", weights[i + 1])
+        if B.shape[-1] != A.shape[-2]:
+            raise ValueError(
+                f"shape mismatch: W_{i + 2} has {B.shape[-1]} columns, W_{i + 1} has {A.shape[-2]} rows"
+            )
+        gaps.append(torch.linalg.matrix_norm(B.mT @ B - A @ A.mT))
+    return torch.stack(gaps, dim=-1)
+
+
+def numerical_rank(W: Tensor, rtol: float = 1e-6) -> Tensor:
+    r"""Number of singular values above ``rtol`` times the largest.
+
+    .. math::
+
+        \operatorname{rank}_{\mathrm{rtol}}(W) = \#\{i : \sigma_i > \mathrm{rtol}\cdot\sigma_1\}.
+
+    The "implicit low-rank bias": as ε → 0 the end-to-end :math:`W_{L:1}` has rank at most
+    :math:`2r` at any ``rtol`` above :math:`\rho^L/\sigma_1`.
+
+    Args:
+        W: ``(..., m, n)``.
+        rtol: relative threshold (``>= 0``).
+
+    Returns:
+        ``(...)`` int64.
+
+    Reference:
+        Lecture 6, section 2, "Implicit low-rank bias".
+
+    Example:
+        >>> int(numerical_rank(torch.diag(torch.tensor([1.0, 1e-3, 1e-9]))))
+        2
+    """
+    S = singular_values(W)
+    rtol = _check_tol("rtol", rtol)
+    return (S > rtol * S[..., :1]).sum(-1)
