@@ -1,0 +1,366 @@
+r"""Layer-wise :math:`\mathcal{NC}_1` and :math:`D_l` of any ``nn.Module``, in two passes over the data.
+
+Forward hooks on named sub-modules (``model.named_modules()`` names) capture each layer's output,
+:func:`pool_output` turns it into one feature row per sample, and one
+:class:`~lib.metrics.CollapseAccumulator` per layer collects the class means in the first pass over
+the data and the within-class sums in the second. Works for a timm ResNet (``"layer1"`` …
+``"layer4"``), a timm ViT (``"blocks.0"`` …), an open_clip ``VisionTransformer``
+(``"transformer.resblocks.0"`` …, pass ``clip.visual``) and the book's deep linear network
+(an ``nn.Sequential`` of ``nn.Linear``: ``"0"``, ``"1"``, …); :func:`default_layers` picks these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from lib.metrics import CollapseAccumulator, Variant, _check_option, nc1, trace_ratio
+
+__all__ = [
+    "LayerCollapse",
+    "default_layers",
+    "layer_collapse",
+    "linear_layer_collapse",
+    "pool_output",
+]
+
+Spatial = Literal["avg", "flatten"]
+Tokens = Literal["cls", "avg", "flatten"]
+
+
+def pool_output(
+    output: Any,
+    batch_size: int,
+    *,
+    spatial: Spatial = "avg",
+    tokens: Tokens = "cls",
+    seq_first: bool | None = None,
+) -> Tensor:
+    r"""Turn one layer's output into a feature matrix with one row per sample.
+
+    .. math::
+        \texttt{(B, p)} \mapsto \texttt{(B, p)},\quad
+        \texttt{(B, C, *S)} \xrightarrow{\ \texttt{spatial}\ } \texttt{(B, C)}\ \text{or}\
+        \texttt{(B, C}\textstyle\prod S\texttt{)},\quad
+        \texttt{(B, T, D)} \xrightarrow{\ \texttt{tokens}\ } \texttt{(B, D)}\ \text{or}\
+        \texttt{(B, TD)} .
+
+    * 2-D outputs ``(B, p)`` (``nn.Linear``, pooled heads) are used as they are.
+    * Outputs with 4 or more dimensions are feature maps ``(B, C, H, W, ...)``: ``spatial="avg"``
+      averages over the spatial dimensions (global average pooling, as a ResNet head does),
+      ``"flatten"`` keeps every position.
+    * 3-D outputs are token sequences ``(B, T, D)``: ``tokens="cls"`` takes token 0 (the class
+      token of timm and open_clip ViTs; use ``"avg"`` for models without one), ``"avg"`` averages
+      the tokens, ``"flatten"`` keeps them all. Sequence-first outputs ``(T, B, D)`` (older
+      open_clip, ``nn.MultiheadAttention`` without ``batch_first``) are detected from
+      ``batch_size`` or forced with ``seq_first``.
+    * A tuple or list output contributes its first element.
+
+    Args:
+        output: the layer's output, of the shapes above.
+        batch_size: ``B``, the number of samples in the batch.
+        spatial: pooling of feature maps, ``"avg"`` or ``"flatten"``.
+        tokens: pooling of token sequences, ``"cls"``, ``"avg"`` or ``"flatten"``.
+        seq_first: layout of 3-D outputs; ``None`` infers it (batch-first unless only dimension 1
+            equals ``batch_size``).
+
+    Returns:
+        Tensor of shape ``(B, p)`` on the output's device, detached.
+
+    Reference:
+        Lecture 6, layer-wise :math:`\mathcal{NC}_1^l` of ResNet18 and ViT-B/32 (pooled features).
+
+    Example:
+        >>> pool_output(torch.ones(2, 8, 4, 4), batch_size=2).shape
+        torch.Size([2, 8])
+        >>> pool_output(torch.ones(5, 2, 16), batch_size=2).shape  # (T, B, D) → CLS
+        torch.Size([2, 16])
+    """
+    _check_option("spatial", spatial, ("avg", "flatten"))
+    _check_option("tokens", tokens, ("cls", "avg", "flatten"))
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    if not isinstance(output, Tensor):
+        raise ValueError(
+            f"layer output must be a tensor (or a tuple starting with one), got {type(output).__name__}"
+        )
+    out = output.detach()
+    if out.ndim == 3:
+        if seq_first is None:
+            seq_first = out.shape[0] != batch_size and out.shape[1] == batch_size
+        if seq_first:
+            out = out.transpose(0, 1)  # (T, B, D) -> (B, T, D)
+    if out.ndim < 2 or out.shape[0] != batch_size:
+        raise ValueError(
+            f"cannot find the batch dimension: layer output has shape {tuple(output.shape)} "
+            f"but the batch has {batch_size} samples"
+        )
+    if out.ndim == 2:
+        return out
+    if out.ndim == 3:
+        if tokens == "cls":
+            return out[:, 0]
+        return out.mean(dim=1) if tokens == "avg" else out.flatten(1)
+    return out.flatten(2).mean(dim=2) if spatial == "avg" else out.flatten(1)
+
+
+def default_layers(model: nn.Module) -> list[str]:
+    """The layers the book plots: ResNet stages, ViT blocks, or every child of an ``nn.Sequential``.
+
+    Recognises timm ResNets (``layer1`` … ``layer4``), timm ViTs (``blocks.i``), open_clip
+    ``VisionTransformer`` (``transformer.resblocks.i``), a whole open_clip ``CLIP`` model
+    (``visual.transformer.resblocks.i``) and ``nn.Sequential`` (``"0"``, ``"1"``, …).
+
+    Args:
+        model: the network.
+
+    Returns:
+        Module names for :func:`layer_collapse`.
+
+    Example:
+        >>> default_layers(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)))
+        ['0', '1']
+    """
+    names = dict(model.named_modules())
+    stages = [f"layer{i}" for i in range(1, 5)]
+    if all(s in names for s in stages):
+        return stages
+    for prefix in ("blocks", "visual.transformer.resblocks", "transformer.resblocks"):
+        container = names.get(prefix)
+        if isinstance(container, (nn.Sequential, nn.ModuleList)):
+            return [f"{prefix}.{i}" for i in range(len(container))]
+    if isinstance(model, nn.Sequential):
+        return [name for name, _ in model.named_children()]
+    raise ValueError(
+        f"no default layers for {type(model).__name__}; pass layer names from model.named_modules()"
+    )
+
+
+@dataclass(frozen=True)
+class LayerCollapse:
+    """Result of :func:`layer_collapse`: one entry per hooked layer, in the order given."""
+
+    layers: tuple[str, ...]  # module names
+    nc1: Tensor  # (L,) NC1 of each layer's pooled features
+    trace_ratio: Tensor  # (L,) D_l = tr(Σ_W)/tr(Σ_B) of each layer
+    dims: tuple[int, ...]  # feature dimension p_l after pooling
+    num_samples: int  # N
+
+
+def _seq_first_flags(model: nn.Module, layers: Sequence[str]) -> dict[str, bool | None]:
+    """``batch_first`` of the nearest enclosing module that declares it (open_clip Transformer)."""
+    modules = dict(model.named_modules())
+    flags: dict[str, bool | None] = {}
+    for name in layers:
+        parts = name.split(".") if name else []
+        flags[name] = None
+        for depth in range(len(parts), -1, -1):
+            flag = getattr(modules[".".join(parts[:depth])], "batch_first", None)
+            if isinstance(flag, bool):
+                flags[name] = not flag
+                break
+    return flags
+
+
+def layer_collapse(
+    model: nn.Module,
+    data: Iterable[tuple[Any, Tensor]],
+    layers: Sequence[str],
+    num_classes: int,
+    *,
+    spatial: Spatial = "avg",
+    tokens: Tokens = "cls",
+    variant: Variant = "lecture",
+    forward: Callable[[Any], Any] | None = None,
+) -> LayerCollapse:
+    r"""Layer-wise :math:`\mathcal{NC}_1^l` and :math:`D_l` in exactly two passes over ``data``.
+
+    For each named layer :math:`l` with pooled features :math:`\boldsymbol z^l_i` (see
+    :func:`pool_output`),
+
+    .. math::
+        \mathcal{NC}_1^l = \operatorname{tr}\big(\boldsymbol\Sigma_W^l\boldsymbol\Sigma_B^{l\dagger}\big),
+        \qquad D_l = \operatorname{tr}(\boldsymbol\Sigma_W^l)/\operatorname{tr}(\boldsymbol\Sigma_B^l),
+
+    exactly as :func:`lib.metrics.nc1` and :func:`lib.metrics.trace_ratio` of the stacked features,
+    but with :math:`O(p_l K)` memory per layer. The model runs in ``eval()`` mode under
+    ``torch.no_grad()`` (its mode is restored afterwards); inputs are moved to the device of its
+    first parameter. Every hooked module must run exactly once per forward.
+
+    Args:
+        model: any ``nn.Module``; for open_clip pass ``clip.visual`` (or ``forward=clip.encode_image``).
+        data: re-iterable (a ``DataLoader`` or a list, not a generator) of ``(x, y)`` batches,
+            ``y`` of shape ``(B,)`` in ``[0, K)``. It must yield the same samples in both passes
+            (shuffling is fine, random augmentation is not).
+        layers: names from ``model.named_modules()``; see :func:`default_layers`.
+        num_classes: ``K >= 2``.
+        spatial: pooling of feature maps, as in :func:`pool_output`.
+        tokens: pooling of token sequences, as in :func:`pool_output`.
+        variant: as in :func:`lib.metrics.nc1`.
+        forward: called as ``forward(x)`` instead of ``model(x)``.
+
+    Returns:
+        A :class:`LayerCollapse` with ``nc1`` and ``trace_ratio`` of shape ``(L,)``, float64 (the
+        accumulation precision, whatever the model's dtype), on the model's device.
+
+    Reference:
+        Lecture 6, "Representation structures within the intermediate layers" (Papyan 2021; He &
+        Su 2023) and "Measure of data separation" (Wang et al. 2023).
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(6, 6, bias=False), nn.Linear(6, 6, bias=False))
+        >>> batches = [(torch.randn(6, 6), torch.tensor([0, 0, 1, 1, 2, 2]))] * 2
+        >>> out = layer_collapse(net, batches, ["0", "1"], num_classes=3)
+        >>> out.nc1.shape, out.dims
+        (torch.Size([2]), (6, 6))
+    """
+    _check_option("spatial", spatial, ("avg", "flatten"))
+    _check_option("tokens", tokens, ("cls", "avg", "flatten"))
+    if isinstance(data, Iterator):
+        raise ValueError(
+            "data must be re-iterable (a DataLoader, list or tuple), not a one-shot iterator or "
+            "generator: the metrics need two passes over the same samples"
+        )
+    if isinstance(layers, str) or not layers:
+        raise ValueError(f"layers must be a non-empty list of module names, got {layers!r}")
+    modules = dict(model.named_modules())
+    missing = [name for name in layers if name not in modules]
+    if missing:
+        known = [n for n in modules if n][:12]
+        raise ValueError(f"unknown layer name(s) {missing}; model.named_modules() has e.g. {known}")
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"layer names must be distinct, got {list(layers)}")
+
+    accumulators = {name: CollapseAccumulator(num_classes, variant=variant) for name in layers}
+    seq_first = _seq_first_flags(model, layers)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    run = forward if forward is not None else model
+    captured: dict[str, list[Tensor]] = {}
+    batch_size = [0]
+
+    def make_hook(name: str):
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            captured.setdefault(name, []).append(
+                pool_output(
+                    output, batch_size[0], spatial=spatial, tokens=tokens, seq_first=seq_first[name]
+                )
+            )
+
+        return hook
+
+    def one_pass(update: str) -> None:
+        seen = 0
+        for batch in data:
+            if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+                raise ValueError("data must yield (x, y) batches")
+            x, y = batch[0], batch[1]
+            if not isinstance(y, Tensor) or y.ndim != 1:
+                raise ValueError(f"labels y must be a 1-D tensor of shape (B,), got {y!r:.80}")
+            batch_size[0] = y.shape[0]
+            captured.clear()
+            run(x.to(device) if isinstance(x, Tensor) else x)
+            for name in layers:
+                outs = captured.get(name, [])
+                if len(outs) != 1:
+                    raise ValueError(
+                        f"layer {name!r} ran {len(outs)} times in one forward pass; hook a module that "
+                        "runs exactly once (or pass forward= to run the part you need)"
+                    )
+                getattr(accumulators[name], update)(outs[0], y)
+            seen += 1
+        if seen == 0:
+            raise ValueError("data yielded no batches")
+
+    handles = [modules[name].register_forward_hook(make_hook(name)) for name in layers]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            one_pass("update_means")
+            one_pass("update_within")
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+
+    accs = [accumulators[name] for name in layers]
+    values = [acc._values() for acc in accs]  # float64 (nc1, trace_ratio) per layer
+    return LayerCollapse(
+        layers=tuple(layers),
+        nc1=torch.stack([v[0] for v in values]),
+        trace_ratio=torch.stack([v[1] for v in values]),
+        dims=tuple(acc.class_means().shape[1] for acc in accs),
+        num_samples=accs[0].num_samples,
+    )
+
+
+def linear_layer_collapse(
+    weights: Sequence[Tensor],
+    X: Tensor,
+    labels: Tensor,
+    num_classes: int | None = None,
+    *,
+    variant: Variant = "lecture",
+) -> LayerCollapse:
+    r""":math:`\mathcal{NC}_1^l` and :math:`D_l` of a deep linear network given as weight matrices.
+
+    For the book's DLN (:mod:`lib.dln`, weights ``Ws = [W_1, ..., W_L]``, data as rows) the layer
+    features are products, no hooks needed:
+
+    .. math::
+        \boldsymbol Z^0 = \boldsymbol X,\qquad
+        \boldsymbol Z^l = \boldsymbol X\boldsymbol W_1^\top\cdots\boldsymbol W_l^\top
+        \ \ (\text{rows } \boldsymbol z^l_i = \boldsymbol W_{l:1}\boldsymbol x_i),\quad l=1,\dots,L .
+
+    Args:
+        weights: ``L`` matrices, ``W_l`` of shape ``(d_l, d_{l-1})``.
+        X: inputs of shape ``(N, d_0)``.
+        labels: ``y`` of shape ``(N,)``, integers in ``[0, K)``.
+        num_classes: ``K``; defaults to ``max(y) + 1``.
+        variant: as in :func:`lib.metrics.nc1`.
+
+    Returns:
+        A :class:`LayerCollapse` with layers ``("input", "1", ..., "L")``; ``nc1`` and
+        ``trace_ratio`` of shape ``(L + 1,)``, in ``X``'s dtype and on its device.
+
+    Reference:
+        Lecture 6, "Problem setup: train DLNs for classification" and the theorem on
+        :math:`D_{l+1}/D_l` (Wang et al. 2023).
+
+    Example:
+        >>> X = torch.eye(6, dtype=torch.float64)
+        >>> y = torch.tensor([0, 0, 1, 1, 2, 2])
+        >>> out = linear_layer_collapse([2 * torch.eye(6, dtype=torch.float64)], X, y)
+        >>> out.layers, out.trace_ratio  # scaling a layer leaves D unchanged
+        (('input', '1'), tensor([1.5000, 1.5000], dtype=torch.float64))
+    """
+    if not isinstance(X, Tensor) or X.ndim != 2:
+        raise ValueError(
+            f"X must be a 2-D tensor of shape (N, d_0), got {getattr(X, 'shape', X)!r}"
+        )
+    if not weights:
+        raise ValueError("weights must be a non-empty list of (d_l, d_{l-1}) matrices")
+    features = [X]
+    for depth, W in enumerate(weights, start=1):
+        if not isinstance(W, Tensor) or W.ndim != 2 or W.shape[1] != features[-1].shape[1]:
+            raise ValueError(
+                f"W_{depth} must have shape (d_{depth}, {features[-1].shape[1]}) to follow the previous "
+                f"layer; got {tuple(W.shape) if isinstance(W, Tensor) else type(W).__name__}"
+            )
+        features.append(features[-1] @ W.detach().to(features[-1].device).mT)  # (N, d_l)
+    values = [
+        (nc1(Z, labels, num_classes, variant=variant), trace_ratio(Z, labels, num_classes))
+        for Z in features
+    ]
+    return LayerCollapse(
+        layers=("input",) + tuple(str(depth) for depth in range(1, len(weights) + 1)),
+        nc1=torch.stack([v[0] for v in values]),
+        trace_ratio=torch.stack([v[1] for v in values]),
+        dims=tuple(Z.shape[1] for Z in features),
+        num_samples=X.shape[0],
+    )
