@@ -1,7 +1,7 @@
 # Maintenance commands. The two set-up commands a new user needs are in README.md.
 PY ?= python
 
-.PHONY: book test execute gpu-check lint student clean
+.PHONY: book test execute gpu-check lint student assignments clean
 
 book:            ## execute every chapter at its defaults and render the HTML book (_build/html)
 	jupyter-book build .
@@ -15,8 +15,14 @@ execute:         ## re-execute notebooks in place at their defaults (after chang
 gpu-check:       ## on a GPU machine: every chapter with DEVICE="cuda" plus the benchmarks (<= 8 min, H100)
 	bash scripts/gpu_check.sh
 
+student:         ## the student edition of the book: exercises without solutions (_build/student/html)
+	$(PY) scripts/build_student.py
+
+assignments:     ## otter assign every assignment into dist/<name> (student + autograder versions)
+	for a in $$(ls assignments/*/*.ipynb); do n=$$(basename $$a .ipynb); otter assign --no-pdfs $$a dist/$$n; done
+
 lint:            ## ruff lint + format (notebooks included), as pre-commit runs them
 	pre-commit run --all-files
 
 clean:
-	rm -rf _build
+	rm -rf _build dist

@@ -182,6 +182,7 @@ def test_papermill_runs_with_ci_parameters(path, tmp_path):
         kernel_name="python3",
         cwd=str(path.parent),
         progress_bar=False,
+        execution_timeout=900,  # a hung cell fails the test instead of stalling CI
     )
     nb = load(out)
     injected = [c for c in nb["cells"] if "injected-parameters" in tags(c)]
