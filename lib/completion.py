@@ -52,6 +52,8 @@ import torch
 from torch import Tensor
 
 from lib import dln
+from lib._checks import check_int as _check_int
+from lib._checks import check_option as _check_option
 
 __all__ = [
     "FitResult",
@@ -94,19 +96,6 @@ _GRAPH_STEPS = 50
 # --------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _check_option(name: str, value: object, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(
-            f"unknown {name} {value!r}; allowed values: {', '.join(map(repr, allowed))}"
-        )
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_real(name: str, value: object, low: float, low_open: bool) -> float:

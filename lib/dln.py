@@ -37,6 +37,9 @@ from typing import Literal, Union
 import torch
 from torch import Tensor
 
+from lib._checks import check_int as _check_int
+from lib._checks import check_option as _check_option
+
 __all__ = [
     "History",
     "end_to_end",
@@ -72,19 +75,6 @@ PerRun = Union[float, Sequence, Tensor]
 # --------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _check_option(name: str, value: object, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(
-            f"unknown {name} {value!r}; allowed values: {', '.join(map(repr, allowed))}"
-        )
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_finite_tensor(name: str, t: object, ndim: tuple[int, ...]) -> Tensor:

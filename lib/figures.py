@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from lib import dln, parsimony, spectra
+from lib.plotting import panels as _axes
 
 __all__ = [
     "GROUP_COLORS",
@@ -37,19 +38,6 @@ __all__ = [
 
 #: Colours of the three groups of singular values (top r, middle d - 2r, bottom r).
 GROUP_COLORS = {"top": "C0", "middle": "0.55", "bottom": "C3"}
-
-
-def _axes(ax, n: int = 1, figsize=None):
-    """``n`` axes: the given ones (checked), or a new figure with ``n`` panels in a row."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, axes = plt.subplots(1, n, figsize=figsize or (4.2 * n, 3.4), squeeze=False)
-        return fig, list(axes[0])
-    axes = [ax] if n == 1 and not isinstance(ax, (list, tuple)) else list(ax)
-    if len(axes) != n:
-        raise ValueError(f"expected {n} axes, got {len(axes)}")
-    return axes[0].figure, axes
 
 
 def _trajectory(history: dln.History, layer: int, run: int | None) -> Tensor:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from lib import completion
+from lib.plotting import panels
 
 __all__ = [
     "COLORS",
@@ -40,16 +41,7 @@ COLORS = {"original": "C0", "compressed": "C1", "narrow": "C2"}
 
 
 def _axes(ax, n: int = 1, figsize=None):
-    """``n`` axes: the given ones (checked), or a new figure with ``n`` panels in a row."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, axes = plt.subplots(1, n, figsize=figsize or (4.4 * n, 3.4), squeeze=False)
-        return fig, list(axes[0])
-    axes = [ax] if n == 1 and not isinstance(ax, (list, tuple)) else list(ax)
-    if len(axes) != n:
-        raise ValueError(f"expected {n} axes, got {len(axes)}")
-    return axes[0].figure, axes
+    return panels(ax, n, figsize, panel_width=4.4)
 
 
 def _color(label: str) -> str | None:

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from lib.plotting import panels as _axes
+
 __all__ = [
     "METHOD_COLORS",
     "METHOD_LABELS",
@@ -53,19 +55,6 @@ def _plain_log_ticks(axis) -> None:
     axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(ticker.NullFormatter())
-
-
-def _axes(ax, n: int = 1, figsize=None):
-    """``n`` axes: the given ones (checked), or a new figure with ``n`` panels in a row."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, axes = plt.subplots(1, n, figsize=figsize or (4.2 * n, 3.4), squeeze=False)
-        return fig, list(axes[0])
-    axes = [ax] if n == 1 and not isinstance(ax, (list, tuple)) else list(ax)
-    if len(axes) != n:
-        raise ValueError(f"expected {n} axes, got {len(axes)}")
-    return axes[0].figure, axes
 
 
 def plot_collapse_vs_transfer(rows: Sequence[Mapping[str, Any]], ax=None, title: str = ""):

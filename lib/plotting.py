@@ -5,7 +5,7 @@ Figures are rendered as retina PNG (never SVG: SVG text is compared by nbval and
 
 from __future__ import annotations
 
-__all__ = ["STYLE", "use_style"]
+__all__ = ["STYLE", "panels", "use_style"]
 
 #: rcParams applied by :func:`use_style`.
 STYLE: dict[str, object] = {
@@ -44,3 +44,26 @@ def use_style() -> None:
             set_matplotlib_formats("retina")
         except ImportError:  # pragma: no cover
             pass
+
+
+def panels(ax=None, n: int = 1, figsize=None, panel_width: float = 4.2):
+    """``n`` axes for a plotting function: the caller's (checked), or a new row of ``n`` panels.
+
+    Args:
+        ax: ``None`` (make a figure), one ``Axes`` (when ``n == 1``) or a sequence of ``n`` axes.
+        n: number of panels the plotting function draws.
+        figsize: size of a new figure; default ``(panel_width * n, 3.4)``.
+        panel_width: width in inches of each panel of a new figure.
+
+    Returns:
+        ``(figure, [axes, ...])``.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, axes = plt.subplots(1, n, figsize=figsize or (panel_width * n, 3.4), squeeze=False)
+        return fig, list(axes[0])
+    axes = [ax] if n == 1 and not isinstance(ax, (list, tuple)) else list(ax)
+    if len(axes) != n:
+        raise ValueError(f"expected {n} axes, got {len(axes)}")
+    return axes[0].figure, axes

@@ -42,6 +42,8 @@ import torch
 from torch import Tensor, nn
 
 from lib import dln, metrics, spectra
+from lib._checks import check_int as _check_int
+from lib._checks import check_option as _check_option
 
 __all__ = [
     "Assumptions",
@@ -74,19 +76,6 @@ PerRun = Union[float, Sequence, Tensor]
 # --------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _check_option(name: str, value: object, allowed: tuple) -> None:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(
-            f"unknown {name} {value!r}; allowed values: {', '.join(map(repr, allowed))}"
-        )
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_positive(name: str, value: object) -> float:

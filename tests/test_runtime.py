@@ -160,3 +160,28 @@ def test_gaussian_classes_bad_input(kwargs, message):
     args = {"num_classes": 3, "per_class": 2, "dim": 2} | kwargs
     with pytest.raises(ValueError, match=message):
         data.gaussian_classes(**args)
+
+
+def test_panels_makes_or_checks_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lib.plotting import panels
+
+    fig, axes = panels(None, 3, panel_width=2.0)
+    assert len(axes) == 3 and tuple(fig.get_size_inches()) == (6.0, 3.4)
+    assert panels(axes[0])[1] == [axes[0]]
+    with pytest.raises(ValueError, match="expected 2 axes, got 3"):
+        panels(axes, 2)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("bad", ["sum ", 3, None])
+def test_check_option_lists_allowed_values(bad):
+    from lib._checks import check_option
+
+    check_option("reduction", "mean", ("mean", "sum"))
+    with pytest.raises(ValueError, match="unknown reduction .*allowed values: 'mean', 'sum'"):
+        check_option("reduction", bad, ("mean", "sum"))

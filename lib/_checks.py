@@ -1,0 +1,26 @@
+"""Argument checks shared by the ``lib`` modules (private): one wording for every error."""
+
+from __future__ import annotations
+
+import numbers
+
+__all__ = ["check_int", "check_option"]
+
+
+def check_option(name: str, value: object, allowed: tuple) -> None:
+    """Raise ``ValueError`` naming ``name`` and the allowed values unless ``value`` is one of them.
+
+    Options are strings (or ``None`` where ``None`` is allowed); anything else is rejected
+    without comparing it, so a tensor passed by mistake gets the same clear message.
+    """
+    if not (value is None or isinstance(value, str)) or value not in allowed:
+        raise ValueError(
+            f"unknown {name} {value!r}; allowed values: {', '.join(map(repr, allowed))}"
+        )
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    """Return ``value`` as an ``int`` if it is an integer ``>= minimum`` (``bool`` is not)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
