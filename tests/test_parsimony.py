@@ -7,35 +7,19 @@ import math
 
 import pytest
 import torch
+from _linalg import orth as _orth
+from _linalg import plane_rotation as _plane_rotation
 
 from lib import dln, parsimony, spectra
 
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matrices: one thread is fastest, and batched bmm does not stall on a busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def _orth(n: int, seed: int) -> torch.Tensor:
-    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=_gen(seed), dtype=F64))
-    return Q
-
-
-def _plane_rotation(n: int, i: int, j: int, theta: float) -> torch.Tensor:
-    R = torch.eye(n, dtype=F64)
-    R[i, i] = R[j, j] = math.cos(theta)
-    R[i, j], R[j, i] = -math.sin(theta), math.sin(theta)
-    return R
 
 
 # ------------------------------------------------------------------------------------------

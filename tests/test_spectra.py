@@ -6,24 +6,12 @@ import math
 
 import pytest
 import torch
+from _linalg import orth as _orth
+from _linalg import plane_rotation as _plane_rotation
 
 from lib import dln, spectra
 
 F64 = torch.float64
-
-
-def _orth(n: int, seed: int) -> torch.Tensor:
-    Q, _ = torch.linalg.qr(
-        torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=F64)
-    )
-    return Q
-
-
-def _plane_rotation(n: int, i: int, j: int, theta: float) -> torch.Tensor:
-    R = torch.eye(n, dtype=F64)
-    R[i, i] = R[j, j] = math.cos(theta)
-    R[i, j], R[j, i] = -math.sin(theta), math.sin(theta)
-    return R
 
 
 def test_singular_values_known_spectrum_batched():
