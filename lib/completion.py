@@ -73,10 +73,20 @@ __all__ = [
 Method = Literal["original", "compressed", "narrow"]
 Evaluation = Literal["auto", "observed", "dense"]
 StepMode = Literal["auto", "eager", "graph", "compile", "compile+graph"]
+Layout = Literal["auto", "padded", "scatter"]
 
 _METHODS = ("original", "compressed", "narrow")
 _EVALUATIONS = ("auto", "observed", "dense")
 _STEP_MODES = ("auto", "eager", "graph", "compile", "compile+graph")
+_LAYOUTS = ("auto", "padded", "scatter")
+
+#: ``layout="auto"`` pads the observed entries (rows and columns) while the padded slots number
+#: at most this many times the ``2|Ω|`` entries they hold; a very uneven mask uses the scatter.
+_MAX_PADDING = 1.5
+
+#: Products of the thin factors in the padded observed step: ``None`` (default) uses broadcast
+#: sums under ``torch.compile`` and BLAS otherwise; ``True``/``False`` force one (benchmarks).
+_BROADCAST_MM: bool | None = None
 
 #: Largest ``d`` for which :func:`first_gradient`'s subspace comes from a full SVD; above it a
 #: randomized block power iteration finds the top ``r̂`` singular vectors.
@@ -638,23 +648,37 @@ def _check_weights(weights: Sequence[Tensor], problem: Problem, square: bool) ->
 # --------------------------------------------------------------------------------------------
 
 
-def _prefix_products(Ws: Sequence[Tensor]) -> list[Tensor]:
+MatMul = Callable[[Tensor, Tensor], Tensor]
+
+
+def _broadcast_mm(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` as a broadcast product and a sum, for thin operands (an inner size ``k``).
+
+    Under :func:`torch.compile` this is one fusible reduction instead of a BLAS call: at
+    ``k = 2 r̂ ≈ 10`` the step is made of kernel launches, not of flops.
+    """
+    return (a.unsqueeze(2) * b.unsqueeze(0)).sum(1)
+
+
+def _prefix_products(Ws: Sequence[Tensor], mm: MatMul = torch.matmul) -> list[Tensor]:
     """pre[l] = W_l ⋯ W_1 (pre[0] = W_1); pre[-1] is the end-to-end matrix."""
     pre = [Ws[0]]
     for W in Ws[1:]:
-        pre.append(W @ pre[-1])
+        pre.append(mm(W, pre[-1]))
     return pre
 
 
-def _backprop(Ws: Sequence[Tensor], pre: Sequence[Tensor], E: Tensor) -> list[Tensor]:
+def _backprop(
+    Ws: Sequence[Tensor], pre: Sequence[Tensor], E: Tensor, mm: MatMul = torch.matmul
+) -> list[Tensor]:
     r"""∇_{W_l} of a loss whose gradient w.r.t. W_{L:1} is E: W_{L:l+1}ᵀ E W_{l-1:1}ᵀ."""
     L = len(Ws)
     grads: list[Tensor] = [E] * L
     S = E  # W_{L:l+1}ᵀ E
     for i in range(L - 1, -1, -1):
-        grads[i] = S @ pre[i - 1].T if i > 0 else S
+        grads[i] = mm(S, pre[i - 1].T) if i > 0 else S
         if i > 0:
-            S = Ws[i].T @ S
+            S = mm(Ws[i].T, S)
     return grads
 
 
@@ -680,24 +704,26 @@ def _step_original(Ws, target, maskf, c, lr, threshold, flags):
     torch._foreach_add_(Ws, torch._foreach_mul(grads, go * (-lr * c)))
 
 
-def _inner_product(inner: Sequence[Tensor], like: Tensor) -> tuple[Tensor, list[Tensor]]:
+def _inner_product(
+    inner: Sequence[Tensor], like: Tensor, mm: MatMul = torch.matmul
+) -> tuple[Tensor, list[Tensor]]:
     if not inner:
         k = like.shape[1]
         return torch.eye(k, dtype=like.dtype, device=like.device), []
-    pre = _prefix_products(inner)
+    pre = _prefix_products(inner, mm)
     return pre[-1], pre
 
 
-def _thin_update(U, inner, V, B, C, P, pre, go, c, lr_in, lr_out) -> None:
+def _thin_update(U, inner, V, B, C, P, pre, go, c, lr_in, lr_out, mm=torch.matmul) -> None:
     """GD update of U · inner · Vᵀ from B = G V and C = Gᵀ U P (G = ∇ w.r.t. W_{L:1}, over c)."""
     params, steps = [], []
     if inner:
         params += list(inner)
-        g_inner = _backprop(inner, pre, U.T @ B)  # (k, k) each, from Uᵀ G V
+        g_inner = _backprop(inner, pre, mm(U.T, B), mm)  # (k, k) each, from Uᵀ G V
         steps += torch._foreach_mul(g_inner, go * (-lr_in * c))
     if lr_out != 0.0:  # γ = 0 keeps the outer factors exactly fixed
         params += [U, V]
-        steps += torch._foreach_mul([B @ P.T, C], go * (-lr_out * c))  # (d, k) each
+        steps += torch._foreach_mul([mm(B, P.T), C], go * (-lr_out * c))  # (d, k) each
     torch._foreach_add_(params, steps)
 
 
@@ -718,6 +744,72 @@ def _step_thin_observed(U, inner, AV, gather, scatter, vals, c, lr_in, lr_out, t
     S = (X * res.view(1, n, 1)).view(2 * n, k)  # [res A[rows]; res V[cols]]
     BC = torch.zeros_like(AV).index_add_(0, scatter, S)  # [Gᵀ A; G V] / c, (2d, k)
     _thin_update(U, inner, AV[d:], BC[d:], BC[:d], P, pre, go, c, lr_in, lr_out)
+
+
+@dataclass(frozen=True)
+class _Padded:
+    """The observed entries as padded rows and padded columns (ELLPACK): no atomics per step.
+
+    Row ``i`` of ``cols`` lists the columns observed in row ``i`` of Φ, padded with ``d`` up to
+    the fullest row's count ``m``; ``vals`` holds Φ there (0 at padding). ``rows_t``/``vals_t``
+    are the same for the columns of Φ. Index ``d`` points at a zero row appended to each thin
+    factor, so padding contributes exactly 0.
+    """
+
+    cols: Tensor  # (d, m) int32
+    vals: Tensor  # (d, m)
+    rows_t: Tensor  # (d, m_t) int32
+    vals_t: Tensor  # (d, m_t)
+
+    @property
+    def slots(self) -> int:
+        return self.cols.numel() + self.rows_t.numel()
+
+
+def _pad_by(major: Tensor, minor: Tensor, values: Tensor, d: int) -> tuple[Tensor, Tensor]:
+    """Group ``(major, minor, value)`` triples by ``major``: ``(d, m)`` minor indices and values."""
+    order = torch.argsort(major * d + minor)  # by major, then minor (unique keys: stable)
+    major, minor, values = major[order], minor[order], values[order]
+    counts = torch.bincount(major, minlength=d)
+    start = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(major.numel(), device=major.device) - start[major]
+    m = max(1, int(counts.max()))
+    idx = torch.full((d, m), d, dtype=torch.int32, device=major.device)
+    idx[major, pos] = minor.to(torch.int32)
+    val = values.new_zeros(d, m)
+    val[major, pos] = values
+    return idx, val
+
+
+def _padded(problem: Problem) -> _Padded:
+    d = problem.d
+    cols, vals = _pad_by(problem.rows, problem.cols, problem.values, d)
+    rows_t, vals_t = _pad_by(problem.cols, problem.rows, problem.values, d)
+    return _Padded(cols, vals, rows_t, vals_t)
+
+
+def _step_thin_padded(U, inner, A1, V1, pad, c, lr_in, lr_out, threshold, flags, mm):
+    r"""The observed-entry step on padded rows and columns: gathers and row sums, no scatter.
+
+    ``A1`` and ``V1`` are ``(d + 1, k)`` with a zero last row; ``V1[:d]`` *is* ``V`` and
+    ``A1[:d]`` receives ``A = U P``. Row ``i`` of ``res`` holds the residuals of row ``i`` of Φ,
+    so ``G V`` is a sum along rows; ``Gᵀ A`` is the same over the padded columns (the residuals
+    recomputed there: reading them back through a permutation would cost as much). ``mm``
+    multiplies the thin and small factors (``torch.matmul``, or :func:`_broadcast_mm` when
+    compiled).
+    """
+    d, k = U.shape
+    P, pre = _inner_product(inner, U, mm)
+    A1[:d].copy_(mm(U, P))  # A = U P
+    A, V = A1[:d], V1[:d]
+    Vg = V1[pad.cols]  # (d, m, k): V at the observed columns of each row
+    res = (Vg * A.unsqueeze(1)).sum(2) - pad.vals  # (d, m): W − Φ on Ω, by rows
+    go = _gate(res.square().sum(), threshold, flags)
+    B = (res.unsqueeze(2) * Vg).sum(1)  # G V / c
+    Ag = A1[pad.rows_t]  # (d, m_t, k): A at the observed rows of each column
+    res_t = (Ag * V.unsqueeze(1)).sum(2) - pad.vals_t  # W − Φ on Ω, by columns
+    C = (res_t.unsqueeze(2) * Ag).sum(1)  # Gᵀ A / c
+    _thin_update(U, inner, V, B, C, P, pre, go, c, lr_in, lr_out, mm)
 
 
 def _step_thin_dense(U, inner, V, target, maskf, c, lr_in, lr_out, threshold, flags):
@@ -846,6 +938,7 @@ class FitResult:
         step_mode: how the steps ran (``"eager"``, ``"graph"``, ``"compile"``,
             ``"compile+graph"``).
         evaluation: ``"observed"`` or ``"dense"``.
+        layout: ``"padded"`` or ``"scatter"`` (observed evaluation), ``None`` (dense).
     """
 
     method: str
@@ -864,6 +957,7 @@ class FitResult:
     trajectory: Tensor | None = field(default=None, repr=False)
     step_mode: str = "eager"
     evaluation: str = "dense"
+    layout: str | None = None
 
 
 def fit(
@@ -883,6 +977,7 @@ def fit(
     generator: torch.Generator | None = None,
     keep_trajectory: bool = False,
     time_limit: float | None = None,
+    layout: Layout = "auto",
 ) -> FitResult:
     r"""Fit the original, compressed or narrow deep linear network to the observed entries.
 
@@ -934,6 +1029,12 @@ def fit(
         keep_trajectory: also return the end-to-end matrix at every recorded step.
         time_limit: stop at the first recorded step after this many seconds of training
             (``None``: no limit); the result then has ``converged=False``.
+        layout: how ``evaluation="observed"`` stores the observed entries. ``"padded"``: each
+            row (and each column) of Φ as a list padded to the fullest one's length, so that
+            ``G V`` and ``Gᵀ A`` are sums along rows — gathers and reductions, no atomics;
+            ``"scatter"``: one list of entries, gradients by scatter-add (atomics, contended on a
+            GPU); ``"auto"``: padded unless padding would exceed :data:`_MAX_PADDING` times the
+            entries (a very uneven mask).
 
     Returns:
         A :class:`FitResult` (``.train_loss``, ``.test_loss``, ``.steps``, ``.seconds``,
@@ -957,6 +1058,7 @@ def fit(
     problem = _check_problem(problem)
     _check_option("method", method, _METHODS)
     _check_option("evaluation", evaluation, _EVALUATIONS)
+    _check_option("layout", layout, _LAYOUTS)
     depth = _check_int("depth", depth, 2 if method == "narrow" else 1)
     scale = _check_real("scale", scale, 0.0, low_open=True)
     d = problem.d
@@ -1012,27 +1114,49 @@ def fit(
             W0 = init_narrow(problem, 2 * r_hat, depth, scale, generator)
             lr_out = lr
         k = W0[0].shape[0]
-        AV = W0[0].new_zeros(2 * d, k)  # rows [0, d): A = U P (scratch); rows [d, 2d): V
-        V = AV[d:]  # (d, k), a view: updating V updates AV
-        V.copy_(W0[0].T)
         U = W0[-1].clone()  # (d, k)
         inner = [W.clone() for W in W0[1:-1]]  # (k, k) each
-        state = [U, AV, *inner, flags]
-        if evaluation == "observed":
-            gather = torch.cat([problem.rows, problem.cols + d])  # (2|Ω|,)
-            scatter = torch.cat([problem.cols, problem.rows + d])
+        pad = None
+        # under torch.compile the thin products fuse as broadcast sums (k is small: launches
+        # dominate); eager steps call BLAS
+        fused = _BROADCAST_MM if _BROADCAST_MM is not None else "compile" in mode
+        mm = _broadcast_mm if fused else torch.matmul
+        if evaluation == "observed" and layout != "scatter":
+            pad = _padded(problem)
+            if layout == "auto" and pad.slots > _MAX_PADDING * 2 * problem.n_observed:
+                pad = None  # a very uneven mask: padding would cost more than the atomics
+            layout = "scatter" if pad is None else "padded"
+        if pad is not None:
+            A1 = U.new_zeros(d + 1, k)  # rows [0, d): A = U P (scratch); row d: zero (padding)
+            V1 = U.new_zeros(d + 1, k)  # rows [0, d): V; row d: zero (padding)
+            V = V1[:d]  # (d, k), a view: updating V updates V1
+            V.copy_(W0[0].T)
+            state = [U, A1, V1, *inner, flags]
 
             def step() -> None:
-                _step_thin_observed(
-                    U, inner, AV, gather, scatter, problem.values, c, lr, lr_out, threshold, flags
-                )
+                _step_thin_padded(U, inner, A1, V1, pad, c, lr, lr_out, threshold, flags, mm)
 
         else:
+            AV = U.new_zeros(2 * d, k)  # rows [0, d): A = U P (scratch); rows [d, 2d): V
+            V = AV[d:]  # (d, k), a view: updating V updates AV
+            V.copy_(W0[0].T)
+            state = [U, AV, *inner, flags]
+            if evaluation == "observed":
+                gather = torch.cat([problem.rows, problem.cols + d])  # (2|Ω|,)
+                scatter = torch.cat([problem.cols, problem.rows + d])
 
-            def step() -> None:
-                _step_thin_dense(
-                    U, inner, V, problem.target, maskf, c, lr, lr_out, threshold, flags
-                )
+                def step() -> None:
+                    _step_thin_observed(
+                        U, inner, AV, gather, scatter, problem.values, c, lr, lr_out,
+                        threshold, flags,
+                    )  # fmt: skip
+
+            else:
+
+                def step() -> None:
+                    _step_thin_dense(
+                        U, inner, V, problem.target, maskf, c, lr, lr_out, threshold, flags
+                    )
 
         def end_to_end() -> Tensor:
             return (U @ _inner_product(inner, U)[0]) @ V.T
@@ -1108,6 +1232,7 @@ def fit(
         trajectory=torch.stack(traj) if keep_trajectory else None,
         step_mode=runner.mode if runner is not None else mode,
         evaluation=evaluation,
+        layout=layout if evaluation == "observed" else None,
     )
 
 
