@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -72,12 +73,12 @@ __all__ = [
 
 Method = Literal["original", "compressed", "narrow"]
 Evaluation = Literal["auto", "observed", "dense"]
-StepMode = Literal["auto", "eager", "graph", "compile", "compile+graph"]
+StepMode = Literal["auto", "eager", "graph", "compile", "compile+graph", "fused"]
 Layout = Literal["auto", "padded", "scatter"]
 
 _METHODS = ("original", "compressed", "narrow")
 _EVALUATIONS = ("auto", "observed", "dense")
-_STEP_MODES = ("auto", "eager", "graph", "compile", "compile+graph")
+_STEP_MODES = ("auto", "eager", "graph", "compile", "compile+graph", "fused")
 _LAYOUTS = ("auto", "padded", "scatter")
 
 #: ``layout="auto"`` pads the observed entries (rows and columns) while the padded slots number
@@ -836,23 +837,29 @@ def _sync(device: torch.device) -> None:
 class _Runner:
     """Runs ``n`` GD steps of a step closure whose tensors (``state``) are updated in place.
 
-    ``"graph"`` modes capture :data:`_GRAPH_STEPS` steps (and one step, for remainders) as CUDA
-    graphs and replay them; ``"compile"`` modes wrap the step in :func:`torch.compile`. Should
-    compilation or capture fail, the runner warns and falls back to eager steps (``mode`` says
-    what actually runs).
+    ``"graph"`` modes (and ``"fused"`` on CUDA) capture :data:`_GRAPH_STEPS` steps (and one
+    step, for remainders) as CUDA graphs and replay them; ``"compile"`` modes wrap the step in
+    :func:`torch.compile`; ``"fused"`` steps are Triton kernels (``step``), with the same
+    arithmetic in PyTorch as ``eager_step``. Should compilation or capture fail, the runner warns
+    and falls back to ``eager_step`` (``mode`` says what actually runs).
     """
 
     def __init__(
-        self, step: Callable[[], None], state: list[Tensor], mode: str, device: torch.device
+        self,
+        step: Callable[[], None],
+        state: list[Tensor],
+        mode: str,
+        device: torch.device,
+        eager_step: Callable[[], None] | None = None,
     ):
-        self.eager_step, self.state, self.mode, self.device = step, state, mode, device
-        self.step = step
+        self.state, self.mode, self.device = state, mode, device
+        self.step, self.eager_step = step, eager_step or step
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         saved = [t.clone() for t in state]
         try:
             if mode in ("compile", "compile+graph"):
                 self.step = torch.compile(step)  # recompiles once, dynamically, for a new d
-            if mode in ("graph", "compile+graph"):
+            if "graph" in mode or (mode == "fused" and device.type == "cuda"):
                 self._capture()
             else:
                 self.step()  # warm-up: compilation, kernels, allocator
@@ -894,14 +901,39 @@ class _Runner:
                 self.step()
 
 
+def _triton_interpreter() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _fused_module():
+    """:mod:`lib._fused_completion`, or ``None`` where Triton is not installed."""
+    try:
+        from lib import _fused_completion
+    except ImportError:
+        return None
+    return _fused_completion
+
+
 def _resolve_step_mode(mode: str, device: torch.device) -> str:
     _check_option("step_mode", mode, _STEP_MODES)
     if mode == "auto":
-        return "graph" if device.type == "cuda" else "eager"
+        return "auto"  # fit decides, once the evaluation and the layout are known
     if "graph" in mode and device.type != "cuda":
         raise ValueError(
             f"step_mode={mode!r} needs a CUDA device (CUDA graphs); use 'eager' or 'compile'"
         )
+    if mode == "fused":
+        if device.type != "cuda" and not _triton_interpreter():
+            raise ValueError(
+                "step_mode='fused' runs Triton kernels: it needs a CUDA device (or the "
+                "environment variable TRITON_INTERPRET=1 to emulate them on the CPU, for tests); "
+                "use 'eager' or 'compile'"
+            )
+        if _fused_module() is None:
+            raise ValueError(
+                "step_mode='fused' needs Triton (installed with PyTorch's CUDA wheels; "
+                "`pip install triton`); use 'graph'"
+            )
     return mode
 
 
@@ -1081,6 +1113,18 @@ def fit(
             "evaluation='observed' applies to the compressed and narrow networks; the original "
             "network's end-to-end matrix is dense (use 'auto' or 'dense')"
         )
+    if mode == "fused":
+        if method == "original":
+            raise ValueError(
+                "step_mode='fused' steps the compressed and narrow networks on their observed "
+                "entries; the original network is dense (use 'graph' or 'eager')"
+            )
+        if evaluation == "dense" or layout == "scatter":
+            raise ValueError(
+                "step_mode='fused' evaluates the observed entries in the padded layout; use "
+                "evaluation='observed' and layout='padded' (or 'auto')"
+            )
+        evaluation, layout = "observed", "padded"
     if evaluation == "auto":
         cpu_small = device.type == "cpu" and d <= _DENSE_ON_CPU_MAX_D
         evaluation = "dense" if method == "original" or cpu_small else "observed"
@@ -1093,6 +1137,7 @@ def fit(
     flags = torch.tensor([0.0, 1.0], dtype=problem.target.dtype, device=device)
     threshold = 2.0 * tol / c  # the steps compare ‖Ω ⊙ (W − Φ)‖² = 2ℓ/c with it
     maskf = problem.mask.to(problem.target.dtype) if evaluation == "dense" else None
+    pad = None  # the padded observed entries (compressed and narrow networks)
     if method == "original":
         Ws = [W.clone() for W in init_original(problem, depth, scale, generator)]
         state = [*Ws, flags]
@@ -1114,9 +1159,11 @@ def fit(
             W0 = init_narrow(problem, 2 * r_hat, depth, scale, generator)
             lr_out = lr
         k = W0[0].shape[0]
-        U = W0[-1].clone()  # (d, k)
-        inner = [W.clone() for W in W0[1:-1]]  # (k, k) each
-        pad = None
+        U = W0[-1].clone(memory_format=torch.contiguous_format)  # (d, k), row-major
+        # the inner factors, (k, k) each, as views of one (L', k, k) tensor (the fused kernels'
+        # operand)
+        inner_stack = torch.stack(W0[1:-1]) if len(W0) > 2 else U.new_zeros(0, k, k)
+        inner = list(inner_stack.unbind(0))
         # under torch.compile the thin products fuse as broadcast sums (k is small: launches
         # dominate); eager steps call BLAS
         fused = _BROADCAST_MM if _BROADCAST_MM is not None else "compile" in mode
@@ -1165,8 +1212,16 @@ def fit(
             return _losses_factored(problem, U @ _inner_product(inner, U)[0], V)
 
         Ws = None
+    if mode == "auto":  # on CUDA: Triton kernels for the padded path, CUDA graphs otherwise
+        fusable = pad is not None and _fused_module() is not None
+        mode = "eager" if device.type != "cuda" else "fused" if fusable else "graph"
+    fast_step = step
+    if mode == "fused":
+        fast_step = _fused_module().FusedStep(
+            U, inner_stack, A1, V1, pad, flags, c * lr, c * lr_out, threshold
+        )
     weights0 = [W.clone() for W in (Ws if method == "original" else W0)]
-    runner = _Runner(step, state, mode, device) if max_steps > 0 else None
+    runner = _Runner(fast_step, state, mode, device, step) if max_steps > 0 else None
     _sync(device)
     setup_seconds = time.perf_counter() - t_setup
 

@@ -5,7 +5,13 @@ completion, and the error messages."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -185,6 +191,52 @@ def test_compiled_padded_step_equals_the_eager_step_on_the_cpu(one_thread):
     assert _rel(compiled.end_to_end, eager.end_to_end) < 1e-10
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton")
+def test_fused_triton_step_equals_the_pytorch_step_in_the_interpreter():
+    """The GPU's Triton kernels, run by Triton's CPU emulator (~30 s): the same numbers as the
+    PyTorch step to rounding, with 3, 1 and no inner factors, and the same stopping step."""
+    script = Path(__file__).with_name("_fused_interpreted.py")
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(script.parents[1]))
+    run = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    for case in out["cases"]:
+        assert (case["mode"], case["layout"]) == ("fused", "padded"), case
+        assert case["steps"] == [40, 40], case
+        assert case["rel"] < 1e-12 and case["weights_rel"] < 1e-12, case
+        assert case["moved"] > 1e-3, case  # the factors did move: the comparison is not vacuous
+        for x, y in zip(*case["loss"]):
+            assert x == pytest.approx(y, rel=1e-12)
+    gate = out["gate"]
+    assert gate["steps"] == [gate["expected"]] * 2 and gate["converged"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton")
+def test_fused_step_mode_errors(monkeypatch):
+    monkeypatch.setattr(completion, "_triton_interpreter", lambda: True)  # pass the device check
+    P = _problem(d=20, r=2)
+    for kw, message in [
+        (dict(method="original"), "the original network is dense"),
+        (
+            dict(method="compressed", evaluation="dense"),
+            "evaluation='observed' and layout='padded'",
+        ),
+        (dict(method="narrow", layout="scatter"), "evaluation='observed' and layout='padded'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            completion.fit(P, step_mode="fused", max_steps=1, **kw)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
+def test_fused_step_mode_needs_cuda_or_the_interpreter(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(ValueError, match="needs a CUDA device.*TRITON_INTERPRET=1"):
+        completion.fit(_problem(d=20, r=2), "compressed", step_mode="fused", max_steps=1)
+
+
 def test_compress_builds_the_subspace_of_the_first_gradient():
     P = _problem(d=24, r=2, p=0.5, seed=1)
     W0 = completion.init_original(P, depth=3, scale=1e-2)
@@ -344,8 +396,11 @@ def test_graph_step_mode_needs_cuda():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("mode", ["graph", "compile+graph"])
-@pytest.mark.parametrize("layout", ["padded", "scatter"])
+@pytest.mark.parametrize(
+    "mode, layout",
+    [(m, lay) for m in ("graph", "compile+graph") for lay in ("padded", "scatter")]
+    + [("fused", "padded")],
+)
 def test_gpu_step_modes_match_eager(mode, layout):
     P = completion.make_problem(
         64, 3, 0.3, generator=torch.Generator().manual_seed(0), dtype=F64, device="cuda"
