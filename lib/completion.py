@@ -1179,8 +1179,8 @@ def fit(
         inner = list(inner_stack.unbind(0))
         # under torch.compile the thin products fuse as broadcast sums (k is small: launches
         # dominate); eager steps call BLAS
-        fused = _BROADCAST_MM if _BROADCAST_MM is not None else "compile" in mode
-        mm = _broadcast_mm if fused else torch.matmul
+        broadcast = _BROADCAST_MM if _BROADCAST_MM is not None else "compile" in mode
+        mm = _broadcast_mm if broadcast else torch.matmul
         if evaluation == "observed" and layout != "scatter":
             pad = _padded(problem)
             if layout == "auto" and pad.slots > _MAX_PADDING * 2 * problem.n_observed:
