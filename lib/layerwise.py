@@ -18,7 +18,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from lib.metrics import CollapseAccumulator, Variant, _check_option, nc1, trace_ratio
+from lib._checks import check_option as _check_option
+from lib.metrics import CollapseAccumulator, Variant, nc1, trace_ratio
 
 __all__ = [
     "LayerCollapse",

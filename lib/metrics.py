@@ -29,6 +29,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from lib._checks import check_num_classes
+from lib._checks import check_option as _check_option
+
 __all__ = [
     "CollapseAccumulator",
     "between_class_covariance",
@@ -56,11 +59,6 @@ _MIN_CHUNK_ROWS = 64  # keeps the projection a matrix product even for p in the 
 # --------------------------------------------------------------------------------------------
 # Input checks
 # --------------------------------------------------------------------------------------------
-
-
-def _check_option(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
 
 
 def _check_features(features: object, what: str = "features") -> Tensor:
@@ -105,16 +103,6 @@ def _check_labels(labels: object, num_rows: int, device: torch.device) -> Tensor
     return labels.to(device=device, dtype=torch.long)
 
 
-def _check_num_classes(num_classes: object) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise ValueError(f"num_classes must be an integer K >= 2, got {num_classes!r}")
-    if num_classes < 2:
-        raise ValueError(
-            f"need at least two classes to measure collapse; got num_classes={num_classes}"
-        )
-    return num_classes
-
-
 def _check_range(labels: Tensor, num_classes: int) -> None:
     if labels.numel() == 0:
         return
@@ -153,7 +141,7 @@ def _prepare(
                 "(pass num_classes if some classes are absent on purpose)"
             )
         num_classes = int(y.max()) + 1
-    K = _check_num_classes(num_classes)
+    K = check_num_classes(num_classes)
     _check_range(y, K)
     return H, y, K
 
@@ -784,7 +772,7 @@ class CollapseAccumulator:
     """
 
     def __init__(self, num_classes: int, *, variant: Variant = "lecture") -> None:
-        self.num_classes = _check_num_classes(num_classes)
+        self.num_classes = check_num_classes(num_classes)
         _check_option("variant", variant, _VARIANTS)
         self.variant = variant
         self._sums: Tensor | None = None  # (K, p)

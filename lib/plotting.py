@@ -28,7 +28,7 @@ STYLE: dict[str, object] = {
 
 def use_style() -> None:
     """Apply the book's matplotlib style and, inside IPython, retina PNG inline figures."""
-    import matplotlib as mpl
+    import matplotlib as mpl  # lazy here and below: ``import lib`` does not load matplotlib
 
     mpl.rcParams.update(STYLE)
     try:

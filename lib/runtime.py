@@ -6,12 +6,16 @@ Nothing here touches the network, and nothing initialises CUDA until a caller as
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import math
 import numbers
+import platform
 import random
 from collections.abc import Mapping
 
 import torch
+
+from lib._checks import check_int
 
 __all__ = [
     "environment",
@@ -94,23 +98,40 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def setup(seed: int = 0, device: str | torch.device = "auto", style: bool = True) -> torch.device:
-    """The one setup call at the top of every notebook: seed, resolve the device, set plot style.
+def setup(
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    style: bool = True,
+    threads: int | None = None,
+) -> torch.device:
+    """The one setup call at the top of every notebook: seed, device, CPU threads, plot style.
 
-    Prints one line (``device: cpu``) so a reader sees where the notebook ran.
+    Prints one line (``device: cpu  seed: 0``) so a reader sees where the notebook ran.
 
     Args:
         seed: seed for :func:`seed_everything`.
         device: device request for :func:`resolve_device`.
         style: apply the book's matplotlib style (:func:`lib.plotting.use_style`).
+        threads: CPU threads for torch (``torch.set_num_threads``); ``None`` keeps torch's
+            default. Chapters of small matrices pass ``threads=1``: one thread is fastest there,
+            and it does not stall when the CPU is busy.
 
     Returns:
         The resolved ``torch.device``.
+
+    Example:
+        >>> setup(seed=0, device="cpu", style=False, threads=1)
+        device: cpu  seed: 0
+        device(type='cpu')
     """
+    if threads is not None:
+        threads = check_int("threads", threads, 1)
     seed_everything(seed)
     dev = resolve_device(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
     if style:
-        from lib.plotting import use_style
+        from lib.plotting import use_style  # lazy: ``import lib`` does not load matplotlib
 
         use_style()
     print(f"device: {dev.type}  seed: {seed}")
@@ -192,9 +213,6 @@ def environment() -> dict[str, str]:
         Mapping from component to a short description (printed by the notebook; its output
         differs between machines, so notebooks mark that cell ``nbval-ignore-output``).
     """
-    import importlib.metadata as md
-    import platform
-
     info = {"python": platform.python_version()}
     for pkg in ("torch", "torchvision", "timm", "open_clip_torch", "matplotlib", "jupyter-book"):
         try:

@@ -67,6 +67,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from lib._checks import check_num_classes
+from lib._checks import check_option as _check_option
+
 __all__ = [
     "BACKBONES",
     "DATASETS",
@@ -205,22 +208,6 @@ LECTURE_NC1: dict[tuple[str, str], tuple[float, float, float, float]] = {
 
 class OfflineError(RuntimeError):
     """Pretrained weights or a data set were requested but are neither on disk nor reachable."""
-
-
-# --------------------------------------------------------------------------------------------
-# Checks
-# --------------------------------------------------------------------------------------------
-
-
-def _check_option(name: str, value: object, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-
-
-def _check_num_classes(num_classes: object) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer K >= 2, got {num_classes!r}")
-    return num_classes
 
 
 # --------------------------------------------------------------------------------------------
@@ -616,7 +603,7 @@ def build(
     """
     _check_option("backbone", backbone, BACKBONES)
     _check_option("method", method, METHODS)
-    K = _check_num_classes(num_classes)
+    K = check_num_classes(num_classes)
     is_clip = backbone == "clip_vit_b32"
     if method == "zero_shot" and not is_clip:
         raise ValueError(

@@ -131,7 +131,8 @@ def test_plot_rank_bias_normalised_spectra_and_tail(batched):
     assert len(ax0.lines) == 2 and len(ax1.lines) == 3
     for b in range(2):
         want = np.linalg.svd(e2e[b].numpy(), compute_uv=False)
-        np.testing.assert_allclose(ax0.lines[b].get_ydata(), want / want[0], rtol=1e-12)
+        # two SVD codes agree to rounding relative to the largest value (1 after normalising)
+        np.testing.assert_allclose(ax0.lines[b].get_ydata(), want / want[0], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(ax1.lines[0].get_ydata(), (S[:, R] / S[:, 0]).numpy())
     np.testing.assert_allclose(ax1.lines[1].get_ydata(), (tail / S[:, 0]).numpy())
     np.testing.assert_allclose(ax1.lines[2].get_ydata(), [1e-3, 1e-3])
