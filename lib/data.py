@@ -1,14 +1,44 @@
-"""Small synthetic data sets that need no download: labelled Gaussian classes.
+"""Small data sets that need no download: labelled Gaussian classes and scikit-learn's digits.
 
-Real data sets (torchvision, timm/open_clip preprocessing) arrive with the transfer-learning
-chapter; everything here is generated, so tests and offline runs can use it.
+Real data sets (torchvision, timm/open_clip preprocessing) live with the transfer-learning
+chapter (:mod:`lib.transfer`); everything here is generated or ships with a package, so tests
+and offline runs can use it. Each chapter normalises the digits its own way, documented there.
 """
 
 from __future__ import annotations
 
 import torch
+from sklearn.datasets import load_digits as _sklearn_digits
 
-__all__ = ["gaussian_classes"]
+from lib._checks import check_int
+
+__all__ = ["digits", "gaussian_classes"]
+
+
+def digits(dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 8x8 handwritten digits, as shipped: 1797 images, ``K = 10`` classes.
+
+    The one loader of the offline digits; chapters 1 and 3 split and normalise them their own
+    way (:func:`lib.transfer.load_dataset`, :func:`lib.separation.load_digits`).
+
+    Args:
+        dtype: floating dtype of the pixels.
+
+    Returns:
+        ``(X, y)``: pixel values in ``[0, 16]``, ``(1797, 64)``, and labels ``(1797,)`` (int64),
+        on the CPU, in scikit-learn's order.
+
+    Reference:
+        Alpaydin & Kaynak, *Optical recognition of handwritten digits*, UCI, 1998
+        (``sklearn.datasets.load_digits``).
+
+    Example:
+        >>> X, y = digits()
+        >>> tuple(X.shape), int(y.max()) + 1
+        ((1797, 64), 10)
+    """
+    X, y = _sklearn_digits(return_X_y=True)
+    return torch.as_tensor(X, dtype=dtype), torch.as_tensor(y, dtype=torch.int64)
 
 
 def gaussian_classes(
@@ -49,13 +79,9 @@ def gaussian_classes(
         >>> tuple(H.shape), y.tolist()[:6]
         ((15, 4), [0, 0, 0, 0, 0, 1])
     """
-    for name, value, low in (
-        ("num_classes", num_classes, 2),
-        ("per_class", per_class, 1),
-        ("dim", dim, 1),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    num_classes = check_int("num_classes", num_classes, 2)
+    per_class = check_int("per_class", per_class, 1)
+    dim = check_int("dim", dim, 1)
     for name, value in (("separation", separation), ("noise", noise)):
         if not (float(value) >= 0.0) or value == float("inf"):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
