@@ -221,6 +221,36 @@ def layer_collapse(
     """
     _check_option("spatial", spatial, ("avg", "flatten"))
     _check_option("tokens", tokens, ("cls", "avg", "flatten"))
+    modules = _check_request(model, data, layers)
+    accumulators = {name: CollapseAccumulator(num_classes, variant=variant) for name in layers}
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    run = forward if forward is not None else model
+    flags = _seq_first_flags(model, layers)
+    hooks = _PooledOutputs(modules, layers, flags, spatial=spatial, tokens=tokens)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            _one_pass(data, run, device, hooks, accumulators, "update_means")
+            _one_pass(data, run, device, hooks, accumulators, "update_within")
+    finally:
+        hooks.remove()
+        model.train(was_training)
+
+    accs = [accumulators[name] for name in layers]
+    values = [acc._values() for acc in accs]  # float64 (nc1, trace_ratio) per layer
+    return LayerCollapse(
+        layers=tuple(layers),
+        nc1=torch.stack([v[0] for v in values]),
+        trace_ratio=torch.stack([v[1] for v in values]),
+        dims=tuple(acc.class_means().shape[1] for acc in accs),
+        num_samples=accs[0].num_samples,
+    )
+
+
+def _check_request(model: nn.Module, data: object, layers: Sequence[str]) -> dict[str, nn.Module]:
+    """The model's named modules, after checking that ``data`` and ``layers`` can be measured."""
     if isinstance(data, Iterator):
         raise ValueError(
             "data must be re-iterable (a DataLoader, list or tuple), not a one-shot iterator or "
@@ -235,69 +265,71 @@ def layer_collapse(
         raise ValueError(f"unknown layer name(s) {missing}; model.named_modules() has e.g. {known}")
     if len(set(layers)) != len(layers):
         raise ValueError(f"layer names must be distinct, got {list(layers)}")
+    return modules
 
-    accumulators = {name: CollapseAccumulator(num_classes, variant=variant) for name in layers}
-    seq_first = _seq_first_flags(model, layers)
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    run = forward if forward is not None else model
-    captured: dict[str, list[Tensor]] = {}
-    batch_size = [0]
 
-    def make_hook(name: str):
+class _PooledOutputs:
+    """Forward hooks that keep the pooled output of each named layer for the current batch."""
+
+    def __init__(
+        self,
+        modules: dict[str, nn.Module],
+        layers: Sequence[str],
+        seq_first: dict[str, bool | None],
+        *,
+        spatial: Spatial,
+        tokens: Tokens,
+    ) -> None:
+        self.batch_size = 0  # set before each forward: pool_output needs B to find the batch axis
+        self.captured: dict[str, list[Tensor]] = {}
+        self._pooling = {"spatial": spatial, "tokens": tokens}
+        self._handles = [
+            modules[name].register_forward_hook(self._hook(name, seq_first[name]))
+            for name in layers
+        ]
+
+    def _hook(self, name: str, seq_first: bool | None):
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-            captured.setdefault(name, []).append(
-                pool_output(
-                    output, batch_size[0], spatial=spatial, tokens=tokens, seq_first=seq_first[name]
-                )
-            )
+            pooled = pool_output(output, self.batch_size, seq_first=seq_first, **self._pooling)
+            self.captured.setdefault(name, []).append(pooled)
 
         return hook
 
-    def one_pass(update: str) -> None:
-        seen = 0
-        for batch in data:
-            if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-                raise ValueError("data must yield (x, y) batches")
-            x, y = batch[0], batch[1]
-            if not isinstance(y, Tensor) or y.ndim != 1:
-                raise ValueError(f"labels y must be a 1-D tensor of shape (B,), got {y!r:.80}")
-            batch_size[0] = y.shape[0]
-            captured.clear()
-            run(x.to(device) if isinstance(x, Tensor) else x)
-            for name in layers:
-                outs = captured.get(name, [])
-                if len(outs) != 1:
-                    raise ValueError(
-                        f"layer {name!r} ran {len(outs)} times in one forward pass; hook a module that "
-                        "runs exactly once (or pass forward= to run the part you need)"
-                    )
-                getattr(accumulators[name], update)(outs[0], y)
-            seen += 1
-        if seen == 0:
-            raise ValueError("data yielded no batches")
-
-    handles = [modules[name].register_forward_hook(make_hook(name)) for name in layers]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            one_pass("update_means")
-            one_pass("update_within")
-    finally:
-        for handle in handles:
+    def remove(self) -> None:
+        for handle in self._handles:
             handle.remove()
-        model.train(was_training)
 
-    accs = [accumulators[name] for name in layers]
-    values = [acc._values() for acc in accs]  # float64 (nc1, trace_ratio) per layer
-    return LayerCollapse(
-        layers=tuple(layers),
-        nc1=torch.stack([v[0] for v in values]),
-        trace_ratio=torch.stack([v[1] for v in values]),
-        dims=tuple(acc.class_means().shape[1] for acc in accs),
-        num_samples=accs[0].num_samples,
-    )
+
+def _one_pass(
+    data: Iterable[tuple[Any, Tensor]],
+    run: Callable[[Any], Any],
+    device: torch.device,
+    hooks: _PooledOutputs,
+    accumulators: dict[str, CollapseAccumulator],
+    update: str,
+) -> None:
+    """Run every batch once and feed each layer's pooled output to its accumulator's ``update``."""
+    seen = 0
+    for batch in data:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise ValueError("data must yield (x, y) batches")
+        x, y = batch[0], batch[1]
+        if not isinstance(y, Tensor) or y.ndim != 1:
+            raise ValueError(f"labels y must be a 1-D tensor of shape (B,), got {y!r:.80}")
+        hooks.batch_size = y.shape[0]
+        hooks.captured.clear()
+        run(x.to(device) if isinstance(x, Tensor) else x)
+        for name, accumulator in accumulators.items():
+            outs = hooks.captured.get(name, [])
+            if len(outs) != 1:
+                raise ValueError(
+                    f"layer {name!r} ran {len(outs)} times in one forward pass; hook a module that "
+                    "runs exactly once (or pass forward= to run the part you need)"
+                )
+            getattr(accumulator, update)(outs[0], y)
+        seen += 1
+    if seen == 0:
+        raise ValueError("data yielded no batches")
 
 
 def linear_layer_collapse(

@@ -229,8 +229,8 @@ def test_invariant_to_rotation_and_translation():
 def test_chunking_does_not_change_the_result(monkeypatch):
     H, y = make_data(300, 40, 6, seed=6)
     whole = nc1(H, y), trace_ratio(H, y)
-    monkeypatch.setattr(metrics, "_CHUNK_ELEMENTS_CPU", 7 * 40)  # chunks of 7 rows
-    monkeypatch.setattr(metrics, "_MIN_CHUNK_ROWS", 1)
+    monkeypatch.setattr(metrics._core, "_CHUNK_ELEMENTS_CPU", 7 * 40)  # chunks of 7 rows
+    monkeypatch.setattr(metrics._core, "_MIN_CHUNK_ROWS", 1)
     assert rel(nc1(H, y), whole[0]) <= 1e-12
     assert rel(trace_ratio(H, y), whole[1]) <= 1e-12
 
