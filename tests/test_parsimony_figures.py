@@ -1,5 +1,6 @@
-"""lib.figures: every figure draws the numbers it claims to draw — line counts, and y-data equal
-to singular values and angles computed independently (NumPy SVD, naive loops)."""
+"""lib.parsimony.figures (formerly lib.figures): every figure draws the numbers it claims to draw —
+line counts, and y-data equal to singular values and angles computed independently (NumPy SVD,
+naive loops); every figure follows the ax= contract."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
-from lib import dln, figures, parsimony  # noqa: E402
+from lib import dln, parsimony  # noqa: E402
+from lib.parsimony import figures  # noqa: E402
 
 F64 = torch.float64
 D, R = 8, 2  # width and rank of the small runs below
@@ -173,22 +175,41 @@ def test_plot_small_multiples_grid(batched):
         )
 
 
-def test_plot_explorer_matches_simulate_and_survives_divergence():
-    fig = figures.plot_explorer(0.1, 3, 5.0, R, width=D, n_samples=D, steps=100)
-    ax0, ax1 = fig.axes
-    assert len(ax0.lines) == D and len(ax1.lines) == 1
-    run = parsimony.simulate(0.1, 3, D, R, D, 5.0, 100, record_every=1)
-    S = np.linalg.svd(dln.end_to_end(run.history.weights[-1]).numpy(), compute_uv=False)
-    np.testing.assert_allclose(ax1.lines[0].get_ydata(), S / S[0], rtol=1e-12)
-    bad = figures.plot_explorer(0.5, 3, 1e4, R, width=D, n_samples=D, steps=100)
-    assert all(len(ax.lines) == 0 for ax in bad.axes)
-    assert "GD diverged" in bad.axes[0].texts[0].get_text()
-
-
-def test_explorer_widget_controls():
-    w = figures.explorer(eps=0.1, depth=2, lr=3.0, rank=R, width=D, n_samples=D, steps=20)
-    sliders = w.children[:4]
-    assert [s.description for s in sliders] == ["ε", "L", "η", "r"]
-    assert [s.value for s in sliders] == pytest.approx([0.1, 2, 3.0, R])
-    assert sliders[3].max == (D - 1) // 2
-    assert all(s.continuous_update is False for s in sliders)
+def test_every_figure_takes_ax_and_the_older_axes(run, batched):
+    """Data first, ax= (one Axes or a sequence), returns the Figure; the older axes= still works."""
+    steps, ones = torch.arange(3), torch.ones(3, 2, dtype=F64)
+    calls = {
+        "plot_singular_values": (lambda **k: figures.plot_singular_values(run.history, **k), 1),
+        "plot_svd_evolution": (lambda **k: figures.plot_svd_evolution(run.history, 0, R, **k), 3),
+        "plot_rho": (lambda **k: figures.plot_rho(steps, ones, ones, ["a", "b"], **k), 2),
+        "plot_rank_bias": (
+            lambda **k: figures.plot_rank_bias(
+                [0.1, 0.2], torch.tensor([[1.0, 0.5, 1e-3]] * 2), torch.ones(2), 1, 1e-4, **k
+            ),
+            2,
+        ),
+        "plot_deviation": (
+            lambda **k: figures.plot_deviation(steps, ones, ones, ["a", "b"], **k),
+            2,
+        ),
+        "plot_run": (lambda **k: figures.plot_run(run.history, R, **k), 2),
+        "plot_explorer": (
+            lambda **k: figures.plot_explorer(0.1, 3, 5.0, R, D, D, 20, **k),
+            2,
+        ),
+    }
+    for name, (draw, n) in calls.items():
+        fig, axes = plt.subplots(1, n, squeeze=False)
+        given = list(axes[0]) if n > 1 else axes[0][0]
+        assert draw(ax=given) is fig, name
+        assert all(len(a.lines) > 0 or a.texts for a in axes[0]), name
+        if name not in ("plot_run", "plot_singular_values"):  # never had axes=
+            fig2, axes2 = plt.subplots(1, n, squeeze=False)
+            assert draw(axes=list(axes2[0]) if n > 1 else axes2[0][0]) is fig2, name
+            with pytest.raises(ValueError, match="not both"):
+                draw(ax=given, axes=given)
+        assert isinstance(draw(), matplotlib.figure.Figure), name
+        plt.close("all")
+    fig, grid = plt.subplots(1, 2, squeeze=False)
+    out = figures.plot_small_multiples([(3, [0.05, 0.2], batched.history)], R, ax=grid)
+    assert out is fig and all(len(a.lines) == D for a in grid[0])

@@ -1,5 +1,6 @@
-"""lib.parsimony: the chapter's checks against constructions with known answers, naive loops and
-the theory of lib.dln; the law check must pass on whitened data and fail without whitening."""
+"""lib.parsimony.checks: the chapter's checks against constructions with known answers, naive loops
+and the theory of lib.parsimony.theory; the law check must pass on whitened data and fail without
+whitening."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from _linalg import orth as _orth
 from _linalg import plane_rotation as _plane_rotation
 
-from lib import dln, parsimony, spectra
+from lib import dln, parsimony
 
 F64 = torch.float64
 
@@ -20,41 +21,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-# ------------------------------------------------------------------------------------------
-# data
-# ------------------------------------------------------------------------------------------
-
-
-def test_conditioned_inputs_condition_energy_and_whitened_case():
-    kappas = [1.0, 2.0, 10.0]
-    X = parsimony.conditioned_inputs(40, 6, kappas, generator=_gen(0), dtype=F64)
-    assert X.shape == (3, 40, 6)
-    for x, k in zip(X, kappas):
-        S = torch.linalg.svdvals(x)
-        assert (S[0] / S[-1]).item() == pytest.approx(k, rel=1e-12)
-        assert x.square().sum().item() == pytest.approx(6.0, rel=1e-12)  # ‖X‖_F² = d
-    assert torch.allclose(X[0].T @ X[0], torch.eye(6, dtype=F64), atol=1e-13)
-    # the runs share Q and R: the Gram matrices commute (same eigenvectors)
-    G1, G2 = X[1].T @ X[1], X[2].T @ X[2]
-    assert torch.allclose(G1 @ G2, G2 @ G1, atol=1e-12)
-    single = parsimony.conditioned_inputs(40, 6, 2.0, generator=_gen(0), dtype=F64)
-    assert torch.allclose(single, X[1], atol=1e-14)
-
-
-@pytest.mark.parametrize(
-    "kwargs,match",
-    [
-        (dict(condition=0.5), "condition must be finite numbers >= 1"),
-        (dict(condition=[1.0, float("inf")]), "condition must be finite numbers >= 1"),
-        (dict(condition=2.0, d=1), "d must be an integer >= 2"),
-    ],
-)
-def test_conditioned_inputs_errors(kwargs, match):
-    args = dict(n_samples=10, d=4) | kwargs
-    with pytest.raises(ValueError, match=match):
-        parsimony.conditioned_inputs(**args)
 
 
 # ------------------------------------------------------------------------------------------
@@ -192,39 +158,6 @@ def test_deviation_matches_block_functions_and_separates_settings():
 
 
 # ------------------------------------------------------------------------------------------
-# simulate
-# ------------------------------------------------------------------------------------------
-
-
-def test_simulate_batched_equals_single_runs():
-    kw = dict(depth=3, width=8, rank=2, n_samples=12, steps=100, seed=5, record_every=50)
-    scales, lrs, mus, kappas = [0.05, 0.3], [4.0, 1.0], [0.0, 0.75], [1.0, 2.0]
-    batched = parsimony.simulate(scales, lr=lrs, momentum=mus, condition=kappas, **kw)
-    assert batched.X.shape == (2, 12, 8) and batched.history.loss.shape == (3, 2)
-    for b in range(2):
-        one = parsimony.simulate(scales[b], lr=lrs[b], momentum=mus[b], condition=kappas[b], **kw)
-        assert torch.allclose(one.X, batched.X[b], atol=1e-14)
-        assert torch.equal(one.Y, batched.Y)
-        for Ws_b, Ws_1 in zip(batched.history.weights, one.history.weights):
-            for W_b, W_1 in zip(Ws_b, Ws_1):
-                assert torch.allclose(W_b[b], W_1, atol=1e-12)
-    # the init is ε times the same orthogonal matrices in every run
-    W0 = [Ws[0] for Ws in batched.history.weights[:1]][0]
-    assert torch.allclose(W0[0] / scales[0], W0[1] / scales[1], atol=1e-14)
-
-
-def test_simulate_setting_and_errors():
-    run = parsimony.simulate(0.2, width=6, rank=1, n_samples=9, steps=10)
-    I6 = torch.eye(6, dtype=F64)
-    assert torch.allclose(run.X.T @ run.X, I6, atol=1e-13)  # whitened by default
-    assert int(spectra.numerical_rank(run.Y, rtol=1e-10)) == 1
-    W0 = run.history.weights[0][0]
-    assert torch.allclose(W0.T @ W0, 0.04 * I6, atol=1e-14)  # ε-orthogonal
-    with pytest.raises(ValueError, match="same length"):
-        parsimony.simulate([0.1, 0.2], lr=[1.0, 2.0, 3.0], width=6, rank=1, n_samples=6)
-
-
-# ------------------------------------------------------------------------------------------
 # printing and presets
 # ------------------------------------------------------------------------------------------
 
@@ -235,12 +168,3 @@ def test_floor_small():
     assert parsimony.floor_small(1e-10) == 1e-10  # the bound itself is printed
     assert parsimony.floor_small(1e-9, 1e-8) == "< 1e-8"  # no zero-padded exponent
     assert parsimony.floor_small(0.01, 0.05) == "< 0.05"
-
-
-def test_sweep_presets():
-    assert set(parsimony.SWEEPS) == {"book", "paper"}
-    book, paper = parsimony.SWEEPS["book"], parsimony.SWEEPS["paper"]
-    assert min(paper.scales) == pytest.approx(1e-4) and max(paper.scales) == pytest.approx(1.0)
-    assert len(paper.scales) > len(book.scales) and paper.steps > book.steps
-    # steps scale with 1/ε_min: the paper sweep gives its smallest ε at least as long
-    assert paper.steps * min(paper.scales) >= 0.5 * book.steps * min(book.scales)

@@ -1,8 +1,9 @@
-r"""The law of parsimony checked and measured: the chapter's computations on top of :mod:`lib.dln`.
+r"""The law of parsimony checked and measured on trained weights.
 
-Lecture section 2 (Yaras et al. '23). :mod:`lib.dln` trains deep linear networks and predicts
-:math:`\rho(t)`; :mod:`lib.spectra` measures singular values and subspaces. This module puts them
-together into the quantities the chapter prints and plots:
+Lecture section 2 (Yaras et al. '23). :mod:`lib.dln` trains deep linear networks,
+:mod:`lib.parsimony.theory` predicts :math:`\rho(t)` and the invariant subspaces, and
+:mod:`lib.spectra` measures singular values and subspaces. This module puts them together into the
+quantities the chapter prints and plots:
 
 * :func:`check_law` — the theorem, checked on one recorded run (whitened data): how many singular
   values coincide, how far they are from :math:`\rho(t)`, whether their subspaces moved, and the
@@ -13,11 +14,7 @@ together into the quantities the chapter prints and plots:
 * :func:`block_spread`, :func:`block_drift`, :func:`deviation` — how far the middle
   :math:`d - 2r` block is from the theorem's exact structure when its assumptions fail
   (non-whitened data);
-* :func:`conditioned_inputs` — inputs with a chosen condition number (1 = whitened);
-* :func:`simulate` — the lecture's setting in one call, batched over per-run hyperparameters
-  (the ε sweep, the explorer and the small multiples use it);
-* :func:`floor_small` — print a value, or ``"< floor"`` when it is at rounding level;
-* :class:`SweepConfig`, :data:`SWEEPS` — the sizes of the chapter's ε sweep ("book", "paper").
+* :func:`floor_small` — print a value, or ``"< floor"`` when it is at rounding level.
 
 The middle block: with singular values sorted in decreasing order, indices :math:`r, \dots, k-r-1`
 (0-based, :math:`k = \min(d_l, d_{l-1})`) — the :math:`d-2r` values the theorem keeps at
@@ -27,31 +24,24 @@ The middle block: with singular values sorted in decreasing order, indices :math
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor
 
 from lib import dln, spectra
+from lib.parsimony.theory import invariant_subspaces
 
 __all__ = [
-    "SWEEPS",
     "Deviation",
     "LawCheck",
-    "Run",
-    "SweepConfig",
     "SvdEvolution",
     "block_drift",
     "block_spread",
     "check_law",
-    "conditioned_inputs",
     "deviation",
     "floor_small",
     "rho_measured",
-    "simulate",
-    "svd_evolution",
 ]
 
 Side = Literal["right", "left"]
@@ -66,80 +56,6 @@ def _check_rank(rank: object, k: int) -> int:
             f"the middle block needs min(d_l, d_(l-1)) - 2r >= 1, got {k} - 2*{rank} = {k - 2 * rank}"
         )
     return int(rank)
-
-
-def _is_seq(v: object) -> bool:
-    return (isinstance(v, Sequence) and not isinstance(v, (str, bytes))) or (
-        isinstance(v, Tensor) and v.ndim == 1
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------------------------
-
-
-def conditioned_inputs(
-    n_samples: int,
-    d: int,
-    condition: float | Sequence[float],
-    generator: torch.Generator | None = None,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
-) -> Tensor:
-    r"""Inputs with a prescribed condition number: whitened when ``condition == 1``.
-
-    .. math::
-
-        X = Q\,\operatorname{diag}(s)\,R^\top,\qquad
-        s_j = \kappa^{-\frac{j-1}{d-1}}\Big/\sqrt{\tfrac1d\textstyle\sum_i \kappa^{-2\frac{i-1}{d-1}}},
-
-    with :math:`Q \in \mathbb R^{N\times d}` orthonormal columns and :math:`R\in\mathcal O^d` Haar
-    random, so :math:`X^\top X = R\,\operatorname{diag}(s^2)R^\top` has condition number
-    :math:`\kappa^2`, :math:`\|X\|_F^2 = d` as for whitened data, and :math:`\kappa = 1` gives
-    :math:`X^\top X = I`. Several :math:`\kappa` share ``Q`` and ``R``, so the runs differ only in
-    how far the data are from whitened.
-
-    Args:
-        n_samples: ``N >= d``.
-        d: input dimension ``d_0 >= 2``.
-        condition: :math:`\kappa \ge 1`, one number or ``B`` numbers.
-        generator: random source (sampling in float64 on its device).
-        dtype: result dtype (default: torch's default dtype).
-        device: result device (default: CPU).
-
-    Returns:
-        ``X`` ``(N, d)``, or ``(B, N, d)`` when ``condition`` is a sequence.
-
-    Reference:
-        Lecture 6, section 2, "The evolution of singular spaces in more generic settings"
-        (figure "without whitened data").
-
-    Example:
-        >>> X = conditioned_inputs(40, 5, [1.0, 10.0], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-        >>> [round(float(torch.linalg.cond(x)), 6) for x in X]
-        [1.0, 10.0]
-    """
-    batched = _is_seq(condition)
-    kappas = [float(k) for k in (condition if batched else [condition])]
-    if not kappas or any(not (k >= 1.0 and k < float("inf")) for k in kappas):
-        raise ValueError(f"condition must be finite numbers >= 1, got {condition!r}")
-    if not isinstance(d, numbers.Integral) or d < 2:
-        raise ValueError(f"d must be an integer >= 2, got {d!r}")
-    Q = dln.whitened_inputs(n_samples, d, generator=generator, dtype=torch.float64)  # (N, d)
-    gdev = torch.device("cpu") if generator is None else generator.device
-    R = dln.whitened_inputs(d, d, generator=generator, dtype=torch.float64)  # (d, d) orthogonal
-    R = R.to(gdev)
-    Q = Q.to(gdev)
-    j = torch.arange(d, dtype=torch.float64, device=gdev) / (d - 1)  # (d,)
-    out = []
-    for k in kappas:
-        s = torch.pow(k, -j)  # (d,) from 1 down to 1/κ
-        s = s / s.square().mean().sqrt()  # ‖X‖_F² = d
-        out.append((Q * s) @ R.T)  # (N, d)
-    X = torch.stack(out) if batched else out[0]
-    dtype = torch.get_default_dtype() if dtype is None else dtype
-    return X.to(dtype=dtype, device=device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,6 +161,7 @@ def rho_measured(history: dln.History, tol: float = 1e-10) -> Tensor:
         Yaras et al. 2023, Thm. 1 (the :math:`\rho(t) I_m` block).
 
     Example:
+        >>> from lib.parsimony import simulate
         >>> run = simulate(0.3, width=8, rank=2, n_samples=8, steps=20)
         >>> tuple(rho_measured(run.history).shape)
         (3, 3)
@@ -302,6 +219,7 @@ def deviation(history: dln.History, rank: int, ref: int = 1) -> Deviation:
         Lecture 6, section 2, "The evolution of singular spaces in more generic settings".
 
     Example:
+        >>> from lib.parsimony import simulate
         >>> run = simulate([0.1, 0.1], width=8, rank=2, n_samples=8, steps=20, condition=[1.0, 3.0])
         >>> dev = deviation(run.history, 2)
         >>> tuple(dev.spread.shape), bool(dev.right[:, :, 0].max() < 1e-10)
@@ -427,7 +345,7 @@ def check_law(
 
     so: ``count`` = :math:`d - 2r` singular values coincide (within ``tol``) at every
     :math:`t \ge 1`; their value is :math:`\rho(t)`; their singular subspaces are the ones
-    :func:`lib.dln.invariant_subspaces` computes from :math:`t = 0` (angle 0); and what changed,
+    :func:`lib.parsimony.theory.invariant_subspaces` computes from :math:`t = 0` (angle 0); and what changed,
     :math:`W_l(t) - \frac{\rho(t)}{\varepsilon}W_l(0) = U_l\,\mathrm{diag}(\widetilde W_l(t) -
     \rho(t) I_{2r}, 0)\,V_l^\top`, has rank at most :math:`2r`. At :math:`t = 0` all
     :math:`d` values coincide, so the counts start at the first record after it.
@@ -437,7 +355,7 @@ def check_law(
             at least two records.
         X: ``(N, d_0)`` the whitened inputs it was trained on.
         Y: ``(N, d_L)`` its targets.
-        rho: ``(T,)`` the prediction of :func:`lib.dln.rho_recursion` for the same records.
+        rho: ``(T,)`` the prediction of :func:`lib.parsimony.theory.rho_recursion` for the same records.
         tol: width within which singular values count as equal.
         rtol: relative threshold of the learned part's numerical rank. Its :math:`2r` values
             start at about :math:`\eta c\,\varepsilon^{2L-1}\|M\|` per step while rounding
@@ -452,11 +370,12 @@ def check_law(
         networks*, 2023, Thm. 1; Lecture 6, section 2.
 
     Example:
+        >>> from lib.parsimony.theory import rho_recursion
         >>> g = torch.Generator().manual_seed(0)
         >>> X, Y = torch.eye(8, dtype=torch.float64), dln.low_rank_targets(8, 8, 2, generator=g, dtype=torch.float64)
         >>> Ws = dln.init_weights([8] * 4, 0.3, generator=g, dtype=torch.float64)
         >>> h = dln.train(Ws, X, Y, 0.05, 100, reduction="sum", record_every=10)
-        >>> rho = dln.rho_recursion(0.3, 0.05, 100, 3, reduction="sum", record_every=10)
+        >>> rho = rho_recursion(0.3, 0.05, 100, 3, reduction="sum", record_every=10)
         >>> check_law(h, X, Y, rho).count_min.tolist()
         [4, 4, 4]
     """
@@ -469,7 +388,7 @@ def check_law(
         raise ValueError(f"rho must be a ({T},) tensor, one value per record")
     W0 = history.weights[0]
     scale = torch.linalg.matrix_norm(W0[0], ord=2)  # ε
-    subspaces = dln.invariant_subspaces(W0, X, Y)
+    subspaces = invariant_subspaces(W0, X, Y)
     rho = rho.to(dtype=W0[0].dtype, device=W0[0].device)
     fields: dict[str, list] = {name: [] for name in LawCheck._fields}
     for i, (U2, V2) in enumerate(subspaces):
@@ -492,131 +411,6 @@ def check_law(
         fields["angle"].append(angle)
         fields["learned_rank"].append(spectra.numerical_rank(learned, rtol).max())
     return LawCheck(**{k: torch.stack(v).cpu() for k, v in fields.items()})
-
-
-# --------------------------------------------------------------------------------------------
-# the lecture's setting in one call
-# --------------------------------------------------------------------------------------------
-
-
-class Run(NamedTuple):
-    """One call of :func:`simulate`: the training record and its data.
-
-    Attributes:
-        history: a :class:`lib.dln.History` (batched when any hyperparameter was per-run).
-        X: ``(N, d)``, or ``(B, N, d)`` when ``condition`` was per-run.
-        Y: ``(N, d)`` targets of rank ``r``.
-    """
-
-    history: dln.History
-    X: Tensor
-    Y: Tensor
-
-
-def simulate(
-    scale: float | Sequence[float] = 1e-2,
-    depth: int = 3,
-    width: int = 30,
-    rank: int = 3,
-    n_samples: int = 60,
-    lr: float | Sequence[float] = 5.0,
-    steps: int = 3000,
-    weight_decay: float | Sequence[float] = 0.0,
-    momentum: float | Sequence[float] = 0.0,
-    condition: float | Sequence[float] = 1.0,
-    seed: int = 0,
-    record_every: int = 10,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str | None = None,
-) -> Run:
-    r"""Train the lecture's deep linear network; one run, or ``B`` runs as one batched computation.
-
-    Setting (Lecture 6, section 2): :math:`d_0 = \dots = d_L = d`, inputs
-    :func:`conditioned_inputs` (:math:`X^\top X = I` when ``condition == 1``), rank-``r`` targets
-    (:func:`lib.dln.low_rank_targets`), ε-orthogonal init, full-batch GD on the mean loss
-    :math:`\frac{1}{2Nd}\|XW_{L:1}^\top - Y\|_F^2`:
-
-    .. math::
-
-        W_l \leftarrow (1-\eta\lambda)W_l - \eta\nabla_{W_l}\ell \quad(\text{heavy ball when } \mu > 0).
-
-    ``scale``, ``lr``, ``weight_decay``, ``momentum`` and ``condition`` may each be one number
-    or ``B`` numbers; with any sequence all ``B`` runs train together
-    (:func:`lib.dln.train_batched`), sharing one target and one set of orthogonal directions —
-    run ``b`` starts from ``scale[b]`` times the same orthogonal matrices and sees the same
-    ``Q``, ``R`` in its inputs — so runs differ only in the per-run values.
-
-    Args:
-        scale: ε > 0.
-        depth: ``L``.
-        width: ``d``.
-        rank: ``r``.
-        n_samples: ``N >= d``.
-        lr: η > 0.
-        steps: GD steps.
-        weight_decay: λ >= 0.
-        momentum: μ in ``[0, 1)``.
-        condition: κ >= 1 of the inputs (1: whitened).
-        seed: seeds the data and the initialisation (CPU generator).
-        record_every: as in :func:`lib.dln.train`.
-        dtype: float64 by default (the law's checks need it).
-        device: where to train (default: CPU).
-
-    Returns:
-        A :class:`Run` ``(history, X, Y)``.
-
-    Reference:
-        Yaras et al. 2023, section 3 (the DLN setting); Lecture 6, section 2.
-
-    Example:
-        >>> run = simulate([1e-2, 1e-1], width=8, rank=2, n_samples=8, steps=200, record_every=100)
-        >>> tuple(run.history.loss.shape)
-        (3, 2)
-    """
-    per_run = {
-        k: v
-        for k, v in dict(
-            scale=scale, lr=lr, weight_decay=weight_decay, momentum=momentum, condition=condition
-        ).items()
-        if _is_seq(v)
-    }
-    sizes = {len(v) for v in per_run.values()}
-    if len(sizes) > 1:
-        raise ValueError(f"per-run values must all have the same length, got {sorted(sizes)}")
-    g = torch.Generator().manual_seed(seed)
-    X = conditioned_inputs(n_samples, width, condition, generator=g, dtype=dtype, device=device)
-    Y = dln.low_rank_targets(n_samples, width, rank, generator=g, dtype=dtype, device=device)
-    W1 = dln.init_weights([width] * (depth + 1), 1.0, generator=g, dtype=torch.float64)
-    if not per_run:
-        Ws = [(scale * W).to(dtype=dtype, device=device) for W in W1]
-        h = dln.train(Ws, X, Y, lr, steps, weight_decay, momentum, record_every=record_every)
-        return Run(h, X, Y)
-    B = sizes.pop()
-    scales = torch.as_tensor(scale if _is_seq(scale) else [scale] * B, dtype=torch.float64)
-    Ws = [(scales.view(B, 1, 1) * W).to(dtype=dtype, device=device) for W in W1]
-    h = dln.train_batched(Ws, X, Y, lr, steps, weight_decay, momentum, record_every=record_every)
-    return Run(h, X, Y)
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    r"""Sizes of the chapter's ε sweep (implicit low-rank bias); presets in :data:`SWEEPS`.
-
-    All ε values train together as one batched run (:func:`simulate`). With the lecture's
-    ``L = 3``, the time to learn grows like :math:`1/(\eta c\,\sigma(M)\,\varepsilon)`, so
-    ``steps`` is set by the smallest ε (at η = 5, ``d = N = 30``).
-    """
-
-    scales: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)  # ε values, one run each
-    steps: int = 15_000  # GD steps: enough for ε = 3e-3 to learn all r directions
-
-
-#: ``"book"``: 6 values of ε down to 3e-3 (seconds on a CPU); ``"paper"``: 17 values, four per
-#: decade down to 1e-4, and 400 000 steps (a GPU: ``DEVICE = "cuda"``).
-SWEEPS: dict[str, SweepConfig] = {
-    "book": SweepConfig(),
-    "paper": SweepConfig(scales=tuple(10 ** (k / 4) for k in range(-16, 1)), steps=400_000),
-}
 
 
 # --------------------------------------------------------------------------------------------

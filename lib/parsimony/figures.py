@@ -1,9 +1,9 @@
-r"""Figures of the law-of-parsimony chapter: each function draws on given axes and returns the figure.
+r"""Figures of the law-of-parsimony chapter (formerly ``lib.figures``); they only draw numbers.
 
-The numbers come from :mod:`lib.parsimony`, :mod:`lib.dln` and :mod:`lib.spectra`; this module
-only draws them. Singular values are split into the lecture's three groups, coloured the same in
-every figure: the top :math:`r` (they grow), the middle :math:`d - 2r` (they stay at
-:math:`\rho(t)`) and the bottom :math:`r` (they shrink).
+Contract: data first, then ``ax=None`` (an Axes, or a sequence for several panels; default: a new
+figure); returns the ``Figure``. The older ``axes=`` still works where a function had it. The three
+groups of singular values have one colour each in every figure: top :math:`r` (they grow), middle
+:math:`d - 2r` (they stay at :math:`\rho(t)`), bottom :math:`r` (they shrink).
 
 * :func:`plot_singular_values` — :math:`\sigma_{li}(t)` of one layer;
 * :func:`plot_svd_evolution` — the lecture's three panels: values, right and left angles;
@@ -11,26 +11,30 @@ every figure: the top :math:`r` (they grow), the middle :math:`d - 2r` (they sta
 * :func:`plot_rank_bias` — end-to-end spectra across ε (implicit low-rank bias);
 * :func:`plot_deviation` — how far the structure is from exact when the assumptions fail;
 * :func:`plot_small_multiples` — a grid of :math:`\sigma_{1i}(t)` over depth and ε;
-* :func:`explorer` — an ipywidgets explorer over (ε, L, η, r) that redraws the first two panels.
+* :func:`plot_run`, :func:`plot_explorer`, :func:`explorer` — one run, and the explorer that
+  re-trains it: from :mod:`lib.parsimony.interactive`, importable here too.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from lib import dln, parsimony, spectra
+from lib import dln, spectra
+from lib.parsimony.checks import svd_evolution
 from lib.plotting import panels as _axes
 
 __all__ = [
     "GROUP_COLORS",
-    "explorer",
+    "explorer",  # noqa: F822 (resolved by __getattr__ below)
     "plot_deviation",
-    "plot_explorer",
+    "plot_explorer",  # noqa: F822 (resolved by __getattr__ below)
     "plot_rank_bias",
     "plot_rho",
+    "plot_run",  # noqa: F822 (resolved by __getattr__ below)
     "plot_singular_values",
     "plot_small_multiples",
     "plot_svd_evolution",
@@ -68,6 +72,13 @@ def _group_legend(ax, rank: int, k: int) -> None:
     ax.legend(handles=handles, loc="best")
 
 
+def _either(ax, axes):
+    """The axes to draw on: ``ax`` (the contract) or ``axes`` (the older keyword), not both."""
+    if ax is not None and axes is not None:
+        raise ValueError("pass the axes as ax= (axes= is its older name), not both")
+    return axes if ax is None else ax
+
+
 def plot_singular_values(
     history: dln.History,
     layer: int = 0,
@@ -99,6 +110,7 @@ def plot_singular_values(
         Lecture 6, section 2, figure "Evolution of SVD of the weight matrix", left panel.
 
     Example:
+        >>> from lib import parsimony
         >>> h = parsimony.simulate(0.1, width=8, rank=2, n_samples=8, steps=50).history
         >>> fig = plot_singular_values(h, rank=2)
         >>> len(fig.axes[0].lines)
@@ -121,6 +133,7 @@ def plot_svd_evolution(
     rank: int,
     ref: int = 1,
     run: int | None = None,
+    ax=None,
     axes=None,
 ):
     r"""The lecture's three panels for one layer: singular values and singular-vector angles.
@@ -141,7 +154,8 @@ def plot_svd_evolution(
         rank: ``r``.
         ref: index of the reference record (``1``: the first record after the initialisation).
         run: which run of a batched history.
-        axes: three matplotlib axes (default: a new figure).
+        ax: three matplotlib axes (default: a new figure).
+        axes: older name of ``ax``.
 
     Returns:
         The figure. ``axes[0].lines`` are the ``k`` singular values; ``axes[1].lines`` and
@@ -152,24 +166,25 @@ def plot_svd_evolution(
         Lecture 6, section 2, figure "Evolution of SVD of the weight matrix".
 
     Example:
+        >>> from lib import parsimony
         >>> h = parsimony.simulate(0.1, width=8, rank=2, n_samples=8, steps=50).history
         >>> fig = plot_svd_evolution(h, 0, rank=2)
         >>> [len(ax.lines) for ax in fig.axes]
         [8, 5, 5]
     """
-    fig, axes = _axes(axes, 3, figsize=(13, 3.6))
+    fig, axes = _axes(_either(ax, axes), 3, figsize=(13, 3.6))
     traj = _trajectory(history, layer, run)
-    ev = parsimony.svd_evolution(traj, rank, ref)
+    ev = svd_evolution(traj, rank, ref)
     steps = history.steps.numpy()
     plot_singular_values(history, layer, rank, run, ax=axes[0])
     axes[0].set_title("singular values")
     groups = ["top"] * rank + ["middle"] + ["bottom"] * rank
     t_ref = int(history.steps[ref])
-    for ax, angles, vec in ((axes[1], ev.right, "v"), (axes[2], ev.left, "u")):
+    for panel, angles, vec in ((axes[1], ev.right, "v"), (axes[2], ev.left, "u")):
         for j, group in enumerate(groups):
-            ax.plot(steps[1:], angles[1:, j].cpu().numpy(), color=GROUP_COLORS[group], lw=1.4)
+            panel.plot(steps[1:], angles[1:, j].cpu().numpy(), color=GROUP_COLORS[group], lw=1.4)
         sub = f"{layer + 1}i"
-        ax.set(
+        panel.set(
             xlabel="GD step $t$",
             ylabel=rf"$\angle({vec}_{{{sub}}}(t), {vec}_{{{sub}}}({t_ref}))$ [rad]",
             ylim=(-0.05, 1.65),
@@ -184,6 +199,7 @@ def plot_rho(
     measured: Tensor,
     predicted: Tensor,
     labels: Sequence[str],
+    ax=None,
     axes=None,
 ):
     r""":math:`\rho(t)` measured in the weights against the scalar recursion.
@@ -199,9 +215,10 @@ def plot_rho(
     Args:
         steps: ``(T,)`` GD steps of the records.
         measured: ``(T, B)`` the repeated singular value in the weights, one column per run.
-        predicted: ``(T, B)`` :func:`lib.dln.rho_recursion` for the same runs.
+        predicted: ``(T, B)`` :func:`lib.parsimony.rho_recursion` for the same runs.
         labels: ``B`` legend labels.
-        axes: two matplotlib axes (default: a new figure).
+        ax: two matplotlib axes (default: a new figure).
+        axes: older name of ``ax``.
 
     Returns:
         The figure. ``axes[0].lines`` alternate recursion line and measured markers per run
@@ -220,7 +237,7 @@ def plot_rho(
         raise ValueError("measured and predicted must both be (T, B)")
     if len(labels) != measured.shape[1]:
         raise ValueError(f"need {measured.shape[1]} labels, got {len(labels)}")
-    fig, (ax0, ax1) = _axes(axes, 2, figsize=(10, 3.6))
+    fig, (ax0, ax1) = _axes(_either(ax, axes), 2, figsize=(10, 3.6))
     steps = steps.cpu().numpy()
     measured, predicted = measured.cpu(), predicted.cpu()
     every = max(1, len(steps) // 15)
@@ -258,6 +275,7 @@ def plot_rank_bias(
     predicted_tail: Tensor,
     rank: int,
     rtol: float,
+    ax=None,
     axes=None,
 ):
     r"""Implicit low-rank bias: the end-to-end spectrum after training, across initial scales ε.
@@ -274,10 +292,11 @@ def plot_rank_bias(
     Args:
         scales: ``B`` values of ε.
         spectra_e2e: ``(B, k)`` singular values of :math:`W_{L:1}` at the end of training.
-        predicted_tail: ``(B,)`` :math:`\rho(T)^L` from :func:`lib.dln.rho_recursion`.
+        predicted_tail: ``(B,)`` :math:`\rho(T)^L` from :func:`lib.parsimony.rho_recursion`.
         rank: ``r``.
         rtol: the relative threshold of :func:`lib.spectra.numerical_rank` to mark.
-        axes: two matplotlib axes (default: a new figure).
+        ax: two matplotlib axes (default: a new figure).
+        axes: older name of ``ax``.
 
     Returns:
         The figure; ``axes[0].lines`` holds one normalised spectrum per ε, ``axes[1].lines`` the
@@ -298,7 +317,7 @@ def plot_rank_bias(
         raise ValueError("spectra_e2e must be (B, k) with one row per scale")
     import matplotlib.pyplot as plt
 
-    fig, (ax0, ax1) = _axes(axes, 2, figsize=(10, 3.6))
+    fig, (ax0, ax1) = _axes(_either(ax, axes), 2, figsize=(10, 3.6))
     norm = spectra_e2e / spectra_e2e[:, :1]  # (B, k)
     colors = plt.cm.viridis(torch.linspace(0, 0.9, len(scales)).numpy())
     idx = torch.arange(1, norm.shape[1] + 1).numpy()
@@ -337,6 +356,7 @@ def plot_deviation(
     labels: Sequence[str],
     colors: Sequence[str] | None = None,
     linestyles: Sequence[str] | None = None,
+    ax=None,
     axes=None,
 ):
     r"""How far the middle block is from the theorem's exact structure, over training.
@@ -357,7 +377,8 @@ def plot_deviation(
         labels: ``B`` legend labels.
         colors: ``B`` matplotlib colours (default: ``C0, C1, ...``).
         linestyles: ``B`` line styles (default: solid).
-        axes: two matplotlib axes (default: a new figure).
+        ax: two matplotlib axes (default: a new figure).
+        axes: older name of ``ax``.
 
     Returns:
         The figure; each panel holds ``B`` lines, run ``b`` is ``lines[b]``.
@@ -377,7 +398,7 @@ def plot_deviation(
     linestyles = list(linestyles) if linestyles is not None else ["-"] * B
     if len(colors) != B or len(linestyles) != B:
         raise ValueError(f"need {B} colors and {B} linestyles")
-    fig, (ax0, ax1) = _axes(axes, 2, figsize=(10, 3.6))
+    fig, (ax0, ax1) = _axes(_either(ax, axes), 2, figsize=(10, 3.6))
     steps = steps.cpu().numpy()
     for b, label in enumerate(labels):
         style = dict(color=colors[b], ls=linestyles[b], label=label)
@@ -404,6 +425,7 @@ def plot_deviation(
 def plot_small_multiples(
     rows: Sequence[tuple[int, Sequence[float], dln.History]],
     rank: int,
+    ax=None,
     axes=None,
 ):
     r"""A grid of :math:`\sigma_{1i}(t)` panels: one row per depth, one column per initial scale.
@@ -415,7 +437,8 @@ def plot_small_multiples(
     Args:
         rows: ``(L, scales, history)`` per row; ``history`` batched over ``len(scales)`` runs.
         rank: ``r``.
-        axes: a ``(rows, columns)`` array of matplotlib axes (default: a new figure).
+        ax: a ``(rows, columns)`` array of matplotlib axes (default: a new figure).
+        axes: older name of ``ax``.
 
     Returns:
         The figure; panel ``(j, b)`` holds the ``k`` singular values of run ``b`` of row ``j``.
@@ -424,6 +447,7 @@ def plot_small_multiples(
         Lecture 6, section 2; Yaras et al. 2023, Fig. 2.
 
     Example:
+        >>> from lib import parsimony
         >>> h = parsimony.simulate([0.1, 0.3], width=8, rank=2, n_samples=8, steps=20).history
         >>> fig = plot_small_multiples([(3, [0.1, 0.3], h)], rank=2)
         >>> len(fig.axes)
@@ -434,6 +458,7 @@ def plot_small_multiples(
     n_cols = len(rows[0][1])
     if any(len(scales) != n_cols for _, scales, _ in rows):
         raise ValueError("every row needs the same number of scales")
+    axes = _either(ax, axes)
     if axes is None:
         fig, axes = plt.subplots(
             len(rows),
@@ -446,156 +471,30 @@ def plot_small_multiples(
     fig = axes[0][0].figure
     for j, (depth, scales, history) in enumerate(rows):
         for b, eps in enumerate(scales):
-            ax = axes[j][b]
-            plot_singular_values(history, 0, rank, run=b, ax=ax, legend=False)
-            ax.set_title(f"$L = {depth}$, $\\varepsilon = {eps:g}$")
+            panel = axes[j][b]
+            plot_singular_values(history, 0, rank, run=b, ax=panel, legend=False)
+            panel.set_title(f"$L = {depth}$, $\\varepsilon = {eps:g}$")
             if j < len(rows) - 1:
-                ax.set_xlabel("")
+                panel.set_xlabel("")
             if b > 0:
-                ax.set_ylabel("")
+                panel.set_ylabel("")
     _group_legend(axes[0][0], rank, spectra.singular_values(rows[0][2].weights[0][0]).shape[-1])
     fig.tight_layout()
     return fig
 
 
-def plot_explorer(
-    eps: float = 1e-2,
-    depth: int = 3,
-    lr: float = 5.0,
-    rank: int = 3,
-    width: int = 30,
-    n_samples: int = 60,
-    steps: int = 3000,
-    seed: int = 0,
-    device: torch.device | str | None = None,
-    axes=None,
-):
-    r"""Train the lecture's network at (ε, L, η, r) and draw :math:`\sigma_{1i}(t)` and the end-to-end spectrum.
-
-    .. math::
-
-        t\mapsto\sigma_i\big(W_1(t)\big), \qquad \sigma_i\big(W_{L:1}(T)\big)/\sigma_1\big(W_{L:1}(T)\big),
-
-    one run of :func:`lib.parsimony.simulate` (float64). When GD diverges (η too large for the
-    depth and data) the panels say so instead of raising.
-
-    Args:
-        eps: ε.
-        depth: ``L``.
-        lr: η.
-        rank: ``r`` (``width - 2r >= 1``).
-        width: ``d``.
-        n_samples: ``N``.
-        steps: GD steps.
-        seed: data and init seed.
-        device: where to train.
-        axes: two matplotlib axes (default: a new figure).
-
-    Returns:
-        The figure: ``axes[0]`` as :func:`plot_singular_values`, ``axes[1]`` one line, the
-        normalised end-to-end spectrum.
-
-    Reference:
-        Lecture 6, section 2.
-
-    Example:
-        >>> fig = plot_explorer(0.1, 3, 5.0, 2, width=8, n_samples=8, steps=50)
-        >>> [len(ax.lines) for ax in fig.axes]
-        [8, 1]
-    """
-    fig, (ax0, ax1) = _axes(axes, 2, figsize=(10, 3.6))
-    try:
-        run = parsimony.simulate(
-            eps,
-            depth,
-            width,
-            rank,
-            n_samples,
-            lr,
-            steps,
-            seed=seed,
-            device=device,
-            record_every=max(1, steps // 300),
-        )
-    except ValueError as err:
-        for ax in (ax0, ax1):
-            ax.text(
-                0.5,
-                0.5,
-                "GD diverged:\nlower the learning rate",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-                color="C3",
-            )
-        ax0.set_title(str(err).split(":")[0])
-        return fig
-    h = run.history
-    plot_singular_values(h, 0, rank, ax=ax0)
-    ax0.set_title(f"$W_1$: L = {depth}, ε = {eps:.2g}, η = {lr:.2g}, r = {rank}")
-    S = spectra.singular_values(dln.end_to_end(h.weights[-1])).cpu()
-    ax1.plot(range(1, len(S) + 1), (S / S[0]).numpy(), "o-", ms=3, color="C0")
-    ax1.set(
-        yscale="log",
-        xlabel="index $i$",
-        ylabel=r"$\sigma_i(W_{L:1}) / \sigma_1$",
-        title=f"end-to-end after {steps} steps",
-    )
-    return fig
+# plot_run, plot_explorer, explorer: lib.parsimony.interactive draws with plot_singular_values from
+# here, so importing them at the top would be a cycle; they resolve on first use (PEP 562).
+_INTERACTIVE = {"explorer", "plot_explorer", "plot_run"}
 
 
-def explorer(
-    eps: float = 1e-2,
-    depth: int = 3,
-    lr: float = 5.0,
-    rank: int = 3,
-    width: int = 30,
-    n_samples: int = 60,
-    steps: int = 3000,
-    seed: int = 0,
-    device: torch.device | str | None = None,
-):
-    r"""An ipywidgets explorer of the law of parsimony: sliders for ε, ``L``, η and ``r``.
+def __getattr__(name: str):
+    if name in _INTERACTIVE:
+        value = getattr(importlib.import_module("lib.parsimony.interactive"), name)
+        globals()[name] = value  # later look-ups are plain attribute reads
+        return value
+    raise AttributeError(f"module 'lib.parsimony.figures' has no attribute {name!r}")
 
-    Every change re-trains one network (:func:`plot_explorer`, a fraction of a second at the
-    lecture's size on a CPU) and redraws; sliders update on release. The other arguments are
-    fixed.
 
-    Args:
-        eps: initial ε (slider from :math:`10^{-4}` to 1).
-        depth: initial ``L`` (slider 1 to 6).
-        lr: initial η (slider from 0.1 to 50).
-        rank: initial ``r`` (slider 1 to ``(width - 1) // 2``).
-        width: ``d``.
-        n_samples: ``N``.
-        steps: GD steps.
-        seed: data and init seed.
-        device: where to train.
-
-    Returns:
-        An ``ipywidgets.interactive``; display it (last line of a cell). Its ``children`` are the
-        four sliders and the output area.
-
-    Reference:
-        Lecture 6, section 2.
-
-    Example:
-        >>> w = explorer(width=8, n_samples=8, rank=2, steps=20)  # doctest: +SKIP
-        >>> [c.description for c in w.children[:4]]  # doctest: +SKIP
-        ['ε', 'L', 'η', 'r']
-    """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    def draw(eps: float, depth: int, lr: float, rank: int) -> None:
-        plot_explorer(eps, depth, lr, rank, width, n_samples, steps, seed, device)
-        plt.show()
-
-    opts = dict(continuous_update=False, style={"description_width": "2em"})
-    return widgets.interactive(
-        draw,
-        eps=widgets.FloatLogSlider(eps, base=10, min=-4, max=0, step=0.25, description="ε", **opts),
-        depth=widgets.IntSlider(depth, min=1, max=6, description="L", **opts),
-        lr=widgets.FloatLogSlider(lr, base=10, min=-1, max=1.7, step=0.1, description="η", **opts),
-        rank=widgets.IntSlider(rank, min=1, max=(width - 1) // 2, description="r", **opts),
-    )
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _INTERACTIVE)
