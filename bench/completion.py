@@ -10,7 +10,7 @@ loss 1e-9 (``lib.completion``'s loss: ½·mean over all d² entries of the maske
   (``layout="padded"``: gathers and row sums, no atomics) — in every step mode: ``eager``
   (one kernel launch per op), ``graph`` (CUDA graphs of 50 steps), ``compile``
   (``torch.compile``), ``compile+graph``, ``fused`` (three Triton kernels per step, replayed as
-  CUDA graphs: ``lib._fused_completion``); then the ablations of the fastest mode: thin products
+  CUDA graphs: ``lib.completion._triton``); then the ablations of the fastest mode: thin products
   by BLAS instead of fusible broadcast sums, and the scatter-add layout (one list of entries,
   atomics); and once more through the dense path;
 * the compressed network at d = 10,000 in the faster of ``fused`` and ``compile+graph`` (run
@@ -210,14 +210,13 @@ def main(argv: list[str] | None = None) -> dict:
         if over_budget():
             rows.append(row(label, None, None, "skipped: time budget"))
             return
-        completion._BROADCAST_MM = blas
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             res = completion.fit(
                 problem, "compressed", max_steps=steps_comp, gamma=args.gamma,
-                evaluation="observed", step_mode=mode, layout=layout, **common,
+                evaluation="observed", step_mode=mode, layout=layout,
+                broadcast=None if blas is None else not blas, **common,
             )  # fmt: skip
-        completion._BROADCAST_MM = None
         fell = res.step_mode != mode and caught
         rows.append(row(label, res, base, f"  [fell back: {caught[-1].message}]" if fell else ""))
         if layout == "padded" and blas is None:

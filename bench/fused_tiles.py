@@ -1,4 +1,4 @@
-"""Tile sizes of the fused Triton step (``lib._fused_completion``): time per step, side by side.
+"""Tile sizes of the fused Triton step (``lib.completion._triton``): time per step, side by side.
 
 Times one gradient step of the compressed network (k = 10, three inner factors) on the paper's
 problem (r = 5, 20 % observed) at d = 1000 and d = 10,000, for each number of rows per program
@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from lib import completion  # noqa: E402
+from lib.completion._steps import _padded  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if not torch.device(args.device).type == "cuda" or not torch.cuda.is_available():
         raise SystemExit("bench/fused_tiles.py needs a CUDA GPU (the fused step is Triton)")
-    from lib import _fused_completion as fused
+    from lib.completion import _triton as fused  # Triton: imported only once CUDA is known
 
     dev = torch.device(args.device)
     print(f"{torch.cuda.get_device_name(dev)}, torch {torch.__version__}")
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         P = completion.make_problem(
             d, 5, 0.2, generator=torch.Generator(device=dev).manual_seed(0), device=dev
         )
-        pad = completion._padded(P)
+        pad = _padded(P)
         k = 10
         g = torch.Generator(device=dev).manual_seed(1)
         U = 1e-2 * torch.randn(d, k, device=dev, generator=g)

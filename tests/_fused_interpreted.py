@@ -1,4 +1,4 @@
-"""Run by test_completion.py in a subprocess with TRITON_INTERPRET=1 (Triton's CPU emulator):
+"""Run by test_completion_engine.py in a subprocess with TRITON_INTERPRET=1 (Triton's CPU emulator):
 the fused Triton step against the PyTorch step, printed as JSON."""
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 r"""One gradient step of a thin network on the observed entries in three Triton kernels.
 
-The GPU fast path of :func:`lib.completion.fit` (``step_mode="fused"``). At ``k = 2 r̂ ≈ 10`` the
-step is not made of flops but of kernel launches and index traffic, so it is written as
+The GPU fast path of :func:`lib.completion.fit` (``step_mode="fused"``). Triton is optional:
+:mod:`lib.completion._engine` imports this module only when the fused step mode is asked for.
+At ``k = 2 r̂ ≈ 10`` the step is not made of flops but of kernel launches and index traffic, so
+it is written as
 
 1. ``_rows_kernel`` — a block of rows ``i`` per program: :math:`P = \widetilde W_L\cdots\widetilde
    W_1`, :math:`A_i = U_i P` (stored), then, over the padded observed columns of row ``i``, the
@@ -16,8 +18,8 @@ step is not made of flops but of kernel launches and index traffic, so it is wri
 
 Each observed entry's index and value is read once per side; partial sums are reduced in a fixed
 order (no atomics), so a step is deterministic. The same arithmetic as
-``lib.completion._step_thin_padded``; the tests compare the two (on a CPU through Triton's
-interpreter, ``TRITON_INTERPRET=1``).
+``lib.completion._steps._step_thin_padded``; the tests compare the two (on a CPU through
+Triton's interpreter, ``TRITON_INTERPRET=1``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 r"""Figures of the deep-matrix-completion chapter: each function draws and returns the figure.
 
-The numbers come from :mod:`lib.completion` (:class:`~lib.completion.FitResult` objects); this
-module only draws them, on the CPU. Every curve of the original network is drawn in one colour,
+The numbers come from :mod:`lib.completion` (:class:`~lib.FitResult` objects); this
+module only draws them, on the CPU. Every plotting function takes the data first and ``ax=None``
+(an axis, or a sequence of axes for several panels) and returns the matplotlib figure. Every curve of the original network is drawn in one colour,
 the compressed network in another and the narrow network in a third, in every figure.
 
 * :func:`plot_factorization` — original vs compressed: losses and a 2-D projection of
@@ -21,7 +22,9 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from lib import completion
+from lib.completion.network import first_gradient
+from lib.completion.problem import Problem, default_lr
+from lib.completion.train import FitResult, fit, project_trajectories
 from lib.plotting import panels
 
 __all__ = [
@@ -55,9 +58,7 @@ def _floor(values: Sequence[float], floor: float = 1e-16) -> list[float]:
     return [max(v, floor) for v in values]
 
 
-def plot_factorization(
-    original: completion.FitResult, compressed: completion.FitResult, problem, ax=None
-):
+def plot_factorization(original: FitResult, compressed: FitResult, problem: Problem, ax=None):
     r"""Deep matrix factorization: the compressed trajectory on top of the original one.
 
     Left: train loss against the step. Right: both end-to-end trajectories projected on the two
@@ -83,7 +84,7 @@ def plot_factorization(
         )
     a0.set(xlabel="step $t$", ylabel="train loss", title="Loss")
     a0.legend()
-    z_o, z_c = completion.project_trajectories(original.trajectory, compressed.trajectory)
+    z_o, z_c = project_trajectories(original.trajectory, compressed.trajectory)
     for z, res, style in ((z_o, original, dict(lw=4, alpha=0.45)), (z_c, compressed, dict(ls="--", marker=".", ms=4))):  # fmt: skip
         z = z.cpu()
         a1.plot(z[:, 0], z[:, 1], color=COLORS[res.method], label=res.method, **style)
@@ -95,7 +96,7 @@ def plot_factorization(
     return fig
 
 
-def plot_spectra(problem, weights0=None, ax=None):
+def plot_spectra(problem: Problem, weights0=None, ax=None):
     r"""Singular values of :math:`\Phi`, of the observed :math:`\Omega\odot\Phi`, and of the first gradient.
 
     Each spectrum is divided by its largest value. :math:`\Phi` has rank ``r``;
@@ -113,7 +114,7 @@ def plot_spectra(problem, weights0=None, ax=None):
     fig, (a,) = _axes(ax, 1, figsize=(5.2, 3.6))
     mats = {r"$\Phi$": problem.target, r"$\Omega\odot\Phi$": problem.mask * problem.target}
     if weights0 is not None:
-        mats[r"$\nabla_{W_1}\ell(0)$"] = completion.first_gradient(problem, weights0)
+        mats[r"$\nabla_{W_1}\ell(0)$"] = first_gradient(problem, weights0)
     for (name, M), marker in zip(mats.items(), "os^"):
         S = torch.linalg.svdvals(M.double()).cpu()
         a.semilogy(range(1, len(S) + 1), (S / S[0]).clamp_min(1e-17), marker, ms=3, label=name)
@@ -131,7 +132,7 @@ def plot_spectra(problem, weights0=None, ax=None):
 
 
 def plot_curves(
-    results: Mapping[str, completion.FitResult],
+    results: Mapping[str, FitResult],
     key: str = "test_loss",
     x: str = "steps",
     ax=None,
@@ -168,9 +169,9 @@ def plot_curves(
 
 def plot_sweep(
     values: Sequence,
-    runs: Mapping[str, Sequence[completion.FitResult]],
+    runs: Mapping[str, Sequence[FitResult]],
     name: str,
-    reference: completion.FitResult | None = None,
+    reference: FitResult | None = None,
     logx: bool = False,
     ax=None,
 ):
@@ -218,9 +219,7 @@ def plot_sweep(
     return fig
 
 
-def plot_depth_width(
-    widths: Sequence[int], by_depth: Mapping[int, Sequence[completion.FitResult]], ax=None
-):
+def plot_depth_width(widths: Sequence[int], by_depth: Mapping[int, Sequence[FitResult]], ax=None):
     """Recovery error (final test loss) and steps to tolerance against the width, one line per depth.
 
     Args:
@@ -246,12 +245,13 @@ def plot_depth_width(
 
 
 def plot_explorer(
-    problem,
-    original: completion.FitResult,
+    problem: Problem,
+    original: FitResult,
     gamma: float,
     rank_hat: int,
     depth: int,
     lr_scale: float = 1.0,
+    ax=None,
     **fit_kwargs,
 ):
     """One compressed run at (γ, r̂, L) against the original network's test loss.
@@ -263,22 +263,25 @@ def plot_explorer(
         rank_hat: r̂.
         depth: L.
         lr_scale: η as a multiple of :func:`lib.completion.default_lr` at this depth.
+        ax: an axis, or ``None``.
         **fit_kwargs: passed to :func:`lib.completion.fit` (scale, max_steps, tol, ...).
 
     Returns:
         The figure.
     """
-    lr = lr_scale * completion.default_lr(problem, depth)
-    res = completion.fit(problem, "compressed", depth=depth, lr=lr, rank_hat=rank_hat, gamma=gamma, **fit_kwargs)  # fmt: skip
+    lr = lr_scale * default_lr(problem, depth)
+    res = fit(problem, "compressed", depth=depth, lr=lr, rank_hat=rank_hat, gamma=gamma, **fit_kwargs)  # fmt: skip
     label = f"compressed: γ={gamma:g}, r̂={rank_hat}, L={depth}"
-    fig = plot_curves({"original": original, label: res})
-    fig.axes[0].set_title(f"{res.steps} steps, test loss {res.test_loss[-1]:.2g}")
+    fig = plot_curves({"original": original, label: res}, ax=ax)
+    (ax if ax is not None else fig.axes[0]).set_title(
+        f"{res.steps} steps, test loss {res.test_loss[-1]:.2g}"
+    )
     return fig
 
 
 def explorer(
-    problem,
-    original: completion.FitResult,
+    problem: Problem,
+    original: FitResult,
     gamma: float = 0.01,
     rank_hat: int | None = None,
     depth: int = 3,
@@ -325,19 +328,21 @@ def explorer(
 
 
 def plot_explorer_grid(
-    original: completion.FitResult,
-    panels: Mapping[str, Mapping[str, completion.FitResult]],
+    original: FitResult,
+    panels: Mapping[str, Mapping[str, FitResult]],
+    ax=None,
 ):
     """The explorer's static twin: one panel per slider, test loss of a few settings against the original.
 
     Args:
         original: the original network's run.
         panels: panel title → (label → compressed run).
+        ax: one axis per panel, or ``None`` for a new figure.
 
     Returns:
         The figure.
     """
-    fig, axes = _axes(None, len(panels), figsize=(4.4 * len(panels), 3.4))
+    fig, axes = _axes(ax, len(panels), figsize=(4.4 * len(panels), 3.4))
     for a, (title, runs) in zip(axes, panels.items()):
         a.semilogy(original.record_steps, _floor(original.test_loss), color=COLORS["original"], lw=4, alpha=0.4, label="original")  # fmt: skip
         for i, (label, res) in enumerate(runs.items()):
