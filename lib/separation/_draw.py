@@ -1,8 +1,8 @@
-"""Plots for the progressive-separation chapter: each function draws on the axes it is given.
+r"""The panels of the progressive-separation figures: each draws on the axes it is given.
 
-Tensors are moved to the CPU here, at the plotting boundary; nothing is computed that the chapter
-reports (the numbers come from :mod:`lib.separation`). The one exception is
-:func:`interactive_profile`, the widget's callback, which trains one network and draws it.
+Their signatures (axes first, ``None`` returned) are those of notebooks already handed out; they
+are public as :mod:`lib.separation.figures` ``.plot_profile`` etc., where the one-call figures
+built from them live.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from collections.abc import Sequence
 import torch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from lib import separation as sep
+from lib.separation.digits import DigitsRun
+from lib.separation.theory import ideal_ratio, ratio_bound
+from lib.separation.train import SeparationRun
 
 __all__ = [
-    "interactive_profile",
     "plot_by_activation",
     "plot_digits",
     "plot_profile",
@@ -26,12 +27,12 @@ __all__ = [
 ]
 
 
-def _label(run: sep.Run) -> str:
+def _label(run: SeparationRun) -> str:
     s = run.setting
     return f"{s.activation}, L={s.depth}, ε={s.scale:g}, {s.init}"
 
 
-def plot_profile(ax, run: sep.Run, title: str | None = None, color: str = "black") -> None:
+def plot_profile(ax, run: SeparationRun, title: str | None = None, color: str = "black") -> None:
     r"""One run's :math:`D_l` on a log axis, with the line fitted through :math:`l = 0..L-1`.
 
     The output layer's :math:`D_L` is drawn hollow: it is excluded from the fit (it measures the
@@ -62,7 +63,9 @@ def plot_profile(ax, run: sep.Run, title: str | None = None, color: str = "black
         ax.text(0.02, 0.03, f"not converged ({run.steps} steps)", transform=ax.transAxes)
 
 
-def plot_profiles(ax, runs: Sequence[sep.Run], labels: Sequence[str], title: str = "") -> None:
+def plot_profiles(
+    ax, runs: Sequence[SeparationRun], labels: Sequence[str], title: str = ""
+) -> None:
     r"""Several runs' :math:`D_0..D_{L-1}` overlaid (markers) with their fitted lines.
 
     Args:
@@ -83,7 +86,7 @@ def plot_profiles(ax, runs: Sequence[sep.Run], labels: Sequence[str], title: str
     ax.legend(title="fitted ratio")
 
 
-def plot_by_activation(axes, runs: Sequence[sep.Run]) -> None:
+def plot_by_activation(axes, runs: Sequence[SeparationRun]) -> None:
     r"""One panel per activation (``"linear"``, ``"relu"``), each overlaying its runs' profiles.
 
     Args:
@@ -97,7 +100,7 @@ def plot_by_activation(axes, runs: Sequence[sep.Run]) -> None:
         plot_profiles(ax, mine, [f"ε = {r.setting.scale:g}" for r in mine], title)
 
 
-def plot_ratios(ax, runs: Sequence[sep.Run]) -> None:
+def plot_ratios(ax, runs: Sequence[SeparationRun]) -> None:
     r"""Measured :math:`D_{l+1}/D_l` per layer (markers), the theorem's bound (dashed) and the
     idealised rate :math:`\varepsilon^2 n^{-1/L}` (dotted), one colour per run.
 
@@ -111,8 +114,8 @@ def plot_ratios(ax, runs: Sequence[sep.Run]) -> None:
         layers = torch.arange(r.shape[0])
         (line,) = ax.semilogy(layers, r, "o-", label=f"ε = {s.scale:g}: measured")
         c = line.get_color()
-        ax.axhline(sep.ratio_bound(s.num_classes, s.scale), color=c, ls="--", lw=1)
-        ax.axhline(sep.ideal_ratio(s.per_class, s.depth, s.scale), color=c, ls=":", lw=1)
+        ax.axhline(ratio_bound(s.num_classes, s.scale), color=c, ls="--", lw=1)
+        ax.axhline(ideal_ratio(s.per_class, s.depth, s.scale), color=c, ls=":", lw=1)
     ax.axhline(1.0, color="gray", lw=0.8)
     ax.plot([], [], "k--", lw=1, label=r"bound $2(\sqrt{K}+1)\varepsilon^2$")
     ax.plot([], [], "k:", lw=1, label=r"ideal $\varepsilon^2 n^{-1/L}$")
@@ -121,7 +124,7 @@ def plot_ratios(ax, runs: Sequence[sep.Run]) -> None:
     ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2))
 
 
-def plot_ratio_summary(ax, runs: Sequence[sep.Run]) -> None:
+def plot_ratio_summary(ax, runs: Sequence[SeparationRun]) -> None:
     r"""Fitted ratio (circles) and the theorem's bound (crosses) against the idealised rate.
 
     Every linear, orthogonally initialised run is one column; points on the diagonal match the
@@ -132,11 +135,11 @@ def plot_ratio_summary(ax, runs: Sequence[sep.Run]) -> None:
         runs: :class:`lib.separation.Run` s (ReLU and non-orthogonal runs are skipped).
     """
     keep = [r for r in runs if r.setting.activation == "linear" and r.setting.init == "orthogonal"]
-    ideal = [sep.ideal_ratio(r.setting.per_class, r.setting.depth, r.setting.scale) for r in keep]
+    ideal = [ideal_ratio(r.setting.per_class, r.setting.depth, r.setting.scale) for r in keep]
     ax.loglog(ideal, [float(r.fit.ratio) for r in keep], "o", label="measured (fitted)")
     ax.loglog(
         ideal,
-        [sep.ratio_bound(r.setting.num_classes, r.setting.scale) for r in keep],
+        [ratio_bound(r.setting.num_classes, r.setting.scale) for r in keep],
         "x",
         ms=8,
         label="theorem's bound",
@@ -152,7 +155,7 @@ def plot_ratio_summary(ax, runs: Sequence[sep.Run]) -> None:
     ax.legend()
 
 
-def plot_tradeoff(ax_loss, ax_speed, runs: Sequence[sep.Run]) -> None:
+def plot_tradeoff(ax_loss, ax_speed, runs: Sequence[SeparationRun]) -> None:
     r"""The trade-off: training curves (left) and iterations to converge vs. decay rate (right).
 
     Args:
@@ -183,7 +186,7 @@ def plot_tradeoff(ax_loss, ax_speed, runs: Sequence[sep.Run]) -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
-def plot_digits(ax, run: sep.DigitsRun, title: str) -> None:
+def plot_digits(ax, run: DigitsRun, title: str) -> None:
     r"""Train- and test-split :math:`D_l` of the digits MLP, with the line fitted to the train split.
 
     Args:
@@ -206,47 +209,3 @@ def plot_digits(ax, run: sep.DigitsRun, title: str) -> None:
         fontsize=9,
     )
     ax.legend()
-
-
-def interactive_profile(
-    scale: float,
-    depth: int,
-    activation: str,
-    lr: float = 3.0,
-    max_steps: int = 20_000,
-    num_classes: int = 5,
-    per_class: int = 10,
-) -> None:
-    r"""Train one network of the lecture's setting and plot its :math:`D_l` (the widget's callback).
-
-    Args:
-        scale: ε.
-        depth: ``L``.
-        activation: ``"linear"`` or ``"relu"``.
-        lr: η for the mean loss.
-        max_steps: give up after this many steps (the plot says so).
-        num_classes: ``K``.
-        per_class: ``n``.
-    """
-    import matplotlib.pyplot as plt
-
-    setting = sep.Setting(
-        num_classes=num_classes,
-        per_class=per_class,
-        depth=depth,
-        scale=scale,
-        activation=activation,
-        lr=lr,
-        max_steps=max_steps,
-    )
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    try:
-        (run,) = sep.train_settings([setting])
-    except ValueError as err:  # divergence at a too large lr
-        ax.text(0.02, 0.5, f"training failed:\n{str(err)[:120]}...", transform=ax.transAxes)
-    else:
-        plot_profile(ax, run)
-        if activation == "linear":
-            ideal = sep.ideal_ratio(per_class, depth, scale)
-            ax.text(0.98, 0.95, f"ideal ratio {ideal:.3f}", transform=ax.transAxes, ha="right")
-    plt.show()

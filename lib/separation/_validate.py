@@ -1,0 +1,70 @@
+"""Argument checks shared by the modules of :mod:`lib.separation` (each raises ``ValueError``)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+#: The networks' activations: ``"linear"`` (the identity) or ``"relu"``, after every hidden layer.
+ACTIVATIONS = ("linear", "relu")
+#: The initialisations of :func:`lib.dln.init_weights`.
+INIT_KINDS = ("orthogonal", "normal", "uniform")
+
+
+def _check_positive(name: str, value: object) -> float:
+    if (
+        not isinstance(value, numbers.Real)
+        or isinstance(value, bool)
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_weights(weights: object) -> list[Tensor]:
+    if isinstance(weights, Tensor) or not isinstance(weights, Sequence) or len(weights) == 0:
+        raise ValueError("weights must be a non-empty list of L tensors [W_1, ..., W_L]")
+    for i, W in enumerate(weights):
+        if not isinstance(W, Tensor) or W.ndim < 2 or not W.is_floating_point():
+            got = tuple(W.shape) if isinstance(W, Tensor) else type(W).__name__
+            raise ValueError(
+                f"W_{i + 1} must be a floating-point tensor of shape (..., d_l, d_{{l-1}}), got {got}"
+            )
+        if i > 0 and W.shape[-1] != weights[i - 1].shape[-2]:
+            raise ValueError(
+                f"shape mismatch: W_{i + 1} has {W.shape[-1]} input columns but W_{i} has "
+                f"{weights[i - 1].shape[-2]} output rows (W_l must be (d_l, d_{{l-1}}))"
+            )
+    return list(weights)
+
+
+def _check_inputs(X: object, Ws: list[Tensor]) -> Tensor:
+    if not isinstance(X, Tensor) or X.ndim < 2 or not X.is_floating_point():
+        got = tuple(X.shape) if isinstance(X, Tensor) else type(X).__name__
+        raise ValueError(f"X must be a floating-point tensor of shape (N, d_0), got {got}")
+    if X.shape[-1] != Ws[0].shape[-1]:
+        raise ValueError(
+            f"shape mismatch: X has {X.shape[-1]} columns but W_1 expects d_0 = "
+            f"{Ws[0].shape[-1]} (data are rows: X is (N, d_0))"
+        )
+    if X.dtype != Ws[0].dtype:
+        raise ValueError(f"X has dtype {X.dtype} but the weights have {Ws[0].dtype}")
+    return X
+
+
+def _check_series(D: object) -> Tensor:
+    if not isinstance(D, Tensor) or D.ndim < 1 or not D.is_floating_point():
+        got = tuple(D.shape) if isinstance(D, Tensor) else type(D).__name__
+        raise ValueError(f"D must be a floating-point tensor of shape (..., layers), got {got}")
+    if D.shape[-1] < 2:
+        raise ValueError(f"D needs at least 2 layers to measure a decay, got {D.shape[-1]}")
+    if not bool(torch.isfinite(D).all()) or bool((D <= 0).any()):
+        raise ValueError(
+            "D must hold finite values > 0 (log D_l is fitted); a layer with D_l = 0 or inf "
+            "has collapsed or lost its class means — leave it out"
+        )
+    return D
