@@ -1,4 +1,4 @@
-r"""Figures of the transfer-learning chapter: each function draws on given axes and returns the figure.
+r"""Figures of the transfer-learning chapter: data first, ``ax=None``, returns the figure.
 
 The numbers come from :mod:`lib.transfer`; this module only draws them. Methods keep one colour
 in every figure (:data:`METHOD_COLORS`).
@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from matplotlib import ticker
 
-from lib.plotting import panels as _axes
+from lib.plotting import panels
 
 __all__ = [
     "METHOD_COLORS",
@@ -50,8 +51,6 @@ METHOD_LABELS = {
 
 def _plain_log_ticks(axis) -> None:
     """Log-scale ticks labelled as plain numbers (1, 2, 5, 10, ...), no minor labels."""
-    from matplotlib import ticker
-
     axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(ticker.NullFormatter())
@@ -68,7 +67,7 @@ def plot_collapse_vs_transfer(rows: Sequence[Mapping[str, Any]], ax=None, title:
     Returns:
         The figure.
     """
-    fig, (ax,) = _axes(ax)
+    fig, (ax,) = panels(ax)
     nc1 = [r["nc1"] for r in rows]
     acc = [100 * r["accuracy"] for r in rows]
     ax.scatter(nc1, acc, c=range(len(rows)), cmap="viridis", s=40, zorder=2)
@@ -84,18 +83,21 @@ def plot_collapse_vs_transfer(rows: Sequence[Mapping[str, Any]], ax=None, title:
     return fig
 
 
-def plot_methods(results: Sequence[Any], axes=None):
+def plot_methods(results: Sequence[Any], ax=None, *, axes=None):
     r"""Three panels per method: test accuracy, penultimate :math:`\mathcal{NC}_1`, % parameters.
 
     Args:
         results: :class:`lib.transfer.TransferResult` objects (``method``, ``accuracy``, ``nc1``,
             ``fraction``).
-        axes: three axes (default: a new figure).
+        ax: three axes (default: a new figure).
+        axes: the old name of ``ax`` (kept for existing calls).
 
     Returns:
         The figure.
     """
-    fig, axes = _axes(axes, 3, figsize=(11, 3.2))
+    if ax is not None and axes is not None:
+        raise ValueError("pass the three axes as ax (or axes), not both")
+    fig, axes = panels(ax if ax is not None else axes, 3, figsize=(11, 3.2))
     names = [METHOD_LABELS[r.method] for r in results]
     colors = [METHOD_COLORS[r.method] for r in results]
     values = (
@@ -132,7 +134,7 @@ def plot_data_sizes(sizes: Sequence[int], table: Mapping[str, torch.Tensor], ax=
     Returns:
         The figure.
     """
-    fig, (ax,) = _axes(ax)
+    fig, (ax,) = panels(ax)
     for method, acc in table.items():
         ax.plot(
             list(sizes),
@@ -143,8 +145,6 @@ def plot_data_sizes(sizes: Sequence[int], table: Mapping[str, torch.Tensor], ax=
         )
     ax.set_xscale("log")
     ax.set_xticks(list(sizes), [str(s) for s in sizes])
-    from matplotlib import ticker
-
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set(
         xlabel="downstream training samples per class",
@@ -166,7 +166,7 @@ def plot_layer_nc1(curves: Mapping[str, Any], key_layer: str | None = None, ax=N
     Returns:
         The figure.
     """
-    fig, (ax,) = _axes(ax, figsize=(7.5, 3.6))
+    fig, (ax,) = panels(ax, figsize=(7.5, 3.6))
     layers = None
     for method, out in curves.items():
         layers = list(out.layers)

@@ -1,0 +1,216 @@
+r"""The backbones (feature extractors) of the transfer chapter and their key layers.
+
+``"small_resnet"`` (:class:`SmallResNet`, offline, 1×8×8 digits) and the public architectures of
+the lecture's table: timm's ResNet18/50 and ViT-B/32 and open_clip's CLIP ViT-B/32 image tower,
+each built by one small factory without its original head (``encoder(x)`` is ``(B, p)``).
+
+**Key layer.** One rule for every architecture: the last residual block of the first half of the
+network's residual blocks (:func:`residual_blocks`), listed in :data:`KEY_LAYERS`.
+
+timm and open_clip are imported inside the functions that need them: importing either takes
+seconds, and ``import lib.transfer`` should not pay for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lib._checks import check_option as _check_option
+from lib.transfer.offline import _hub_access
+
+__all__ = ["BACKBONES", "KEY_LAYERS", "SmallResNet", "key_layer", "residual_blocks"]
+
+Backbone = Literal["small_resnet", "resnet18", "resnet50", "vit_b32", "clip_vit_b32"]
+
+BACKBONES: tuple[str, ...] = ("small_resnet", "resnet18", "resnet50", "vit_b32", "clip_vit_b32")
+
+#: The key intermediate layer fine-tuned by Layer FT / SCL FT (names inside the backbone); each is
+#: ``residual_blocks(encoder)[len(blocks) // 2 - 1]``, the last block of the first half.
+KEY_LAYERS: dict[str, str] = {
+    "small_resnet": "layer2.1",
+    "resnet18": "layer2.1",
+    "resnet50": "layer3.0",
+    "vit_b32": "blocks.5",
+    "clip_vit_b32": "transformer.resblocks.5",
+}
+
+# Public checkpoints used with pretrained=True (timm names with tags; open_clip name and tag).
+_TIMM_MODELS = {
+    "resnet18": "resnet18.tv_in1k",
+    "resnet50": "resnet50.tv_in1k",
+    "vit_b32": "vit_base_patch32_224.augreg_in21k_ft_in1k",
+}
+_CLIP_MODEL = ("ViT-B-32", "openai")
+
+
+class SmallResNet(nn.Module):
+    r"""ResNet-18's layout at a quarter of its width, for 8×8 images (the offline default).
+
+    A 3×3 stem, then four stages of two timm ``BasicBlock`` s each (``layer1`` … ``layer4``, the
+    same module names as timm's ResNets, so every function here treats it like ``resnet18``),
+    strides 1, 2, 2, 2 (8×8 → 1×1), global average pooling. ``forward`` returns the penultimate
+    features, like a timm model created with ``num_classes=0``.
+
+    Args:
+        in_chans: input channels.
+        widths: channels of the four stages; ``num_features = widths[-1]``.
+        depths: blocks per stage.
+        device: where the parameters are created.
+        dtype: their dtype.
+
+    Example:
+        >>> SmallResNet()(torch.zeros(2, 1, 8, 8)).shape
+        torch.Size([2, 128])
+    """
+
+    def __init__(
+        self,
+        in_chans: int = 1,
+        widths: Sequence[int] = (16, 32, 64, 128),
+        depths: Sequence[int] = (2, 2, 2, 2),
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        # lazy: timm takes seconds to import (module docstring)
+        from timm.models.resnet import BasicBlock, downsample_conv
+
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.conv1 = nn.Conv2d(in_chans, widths[0], 3, padding=1, bias=False, **dd)
+        self.bn1 = nn.BatchNorm2d(widths[0], **dd)
+        self.act1 = nn.ReLU(inplace=True)
+        inplanes = widths[0]
+        for i, (width, depth) in enumerate(zip(widths, depths)):
+            stride = 1 if i == 0 else 2
+            blocks = []
+            for j in range(depth):
+                s = stride if j == 0 else 1
+                down = None
+                if s != 1 or inplanes != width:
+                    down = downsample_conv(inplanes, width, 1, stride=s, **dd)
+                blocks.append(BasicBlock(inplanes, width, stride=s, downsample=down, **dd))
+                inplanes = width
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+        self.num_features = inplanes
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Penultimate features ``(B, num_features)`` of images ``(B, in_chans, H, W)``."""
+        x = self.act1(self.bn1(self.conv1(x)))
+        for i in range(1, 5):
+            x = getattr(self, f"layer{i}")(x)
+        return x.mean(dim=(2, 3))  # (B, C)
+
+
+# --------------------------------------------------------------------------------------------
+# Backbones
+# --------------------------------------------------------------------------------------------
+
+
+def residual_blocks(encoder: nn.Module) -> list[str]:
+    """Names of the residual blocks of a backbone, input to output.
+
+    ResNets (timm or :class:`SmallResNet`): ``layer1.0`` … ``layer4.*``; timm ViTs: ``blocks.i``;
+    open_clip image towers: ``transformer.resblocks.i``.
+
+    Args:
+        encoder: the feature extractor (``TransferModel.encoder``).
+
+    Returns:
+        Module names in ``encoder.named_modules()``.
+
+    Example:
+        >>> residual_blocks(SmallResNet())[:3]
+        ['layer1.0', 'layer1.1', 'layer2.0']
+    """
+    modules = dict(encoder.named_modules())
+    if all(f"layer{i}" in modules for i in range(1, 5)):
+        return [f"layer{i}.{j}" for i in range(1, 5) for j in range(len(modules[f"layer{i}"]))]
+    for prefix in ("blocks", "transformer.resblocks"):
+        container = modules.get(prefix)
+        if isinstance(container, (nn.Sequential, nn.ModuleList)):
+            return [f"{prefix}.{i}" for i in range(len(container))]
+    raise ValueError(f"cannot find the residual blocks of {type(encoder).__name__}")
+
+
+def _rule_key_layer(encoder: nn.Module) -> str:
+    blocks = residual_blocks(encoder)
+    return blocks[len(blocks) // 2 - 1]
+
+
+def key_layer(backbone: str) -> str:
+    """The key intermediate layer Layer FT and SCL FT fine-tune (a name inside the backbone).
+
+    Args:
+        backbone: one of :data:`BACKBONES`.
+
+    Returns:
+        ``KEY_LAYERS[backbone]``, a name from :func:`residual_blocks`.
+
+    Example:
+        >>> key_layer("resnet50")
+        'layer3.0'
+    """
+    _check_option("backbone", backbone, BACKBONES)
+    return KEY_LAYERS[backbone]
+
+
+def _make_timm(backbone: str, pretrained: bool, image_size: int | None) -> nn.Module:
+    import timm  # lazy: seconds to import (module docstring)
+
+    name = _TIMM_MODELS[backbone]
+    kwargs: dict[str, Any] = {"num_classes": 0}
+    if backbone == "vit_b32" and image_size is not None:
+        kwargs["img_size"] = image_size
+    if not pretrained:
+        return timm.create_model(name, pretrained=False, **kwargs)
+    with _hub_access(f"{backbone!r} (timm {name!r})"):
+        return timm.create_model(name, pretrained=True, **kwargs)
+
+
+def _make_clip(pretrained: bool, image_size: int | None, device: torch.device | None) -> nn.Module:
+    import open_clip  # lazy: seconds to import (module docstring)
+
+    name, tag = _CLIP_MODEL
+    kwargs: dict[str, Any] = {"device": device or "cpu"}
+    if image_size is not None:
+        kwargs["force_image_size"] = image_size
+    if not pretrained:
+        logger = logging.getLogger()
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # open_clip warns "No pretrained weights loaded"
+        try:
+            return open_clip.create_model(name, pretrained=None, **kwargs)
+        finally:
+            logger.setLevel(level)
+    with _hub_access(f"'clip_vit_b32' (open_clip {name!r}, {tag!r})"):
+        return open_clip.create_model(name, pretrained=tag, **kwargs)
+
+
+@functools.lru_cache(maxsize=8)
+def _meta_encoder(backbone: str, image_size: int | None) -> nn.Module:
+    """The backbone's architecture on the meta device (cached; callers deep-copy it)."""
+    with torch.device("meta"):
+        if backbone == "small_resnet":
+            return SmallResNet()
+        if backbone == "clip_vit_b32":
+            return _make_clip(False, image_size, torch.device("meta")).visual
+        return _make_timm(backbone, False, image_size)
+
+
+def _clip_head_weight(clip: nn.Module, class_names: Sequence[str]) -> Tensor:
+    """Zero-shot classifier ``(K, 512)``: scaled, normalised text embeddings of the prompts."""
+    import open_clip  # lazy: seconds to import (module docstring)
+
+    tokenizer = open_clip.get_tokenizer(_CLIP_MODEL[0])
+    prompts = [f"a photo of a {name}." for name in class_names]
+    device = clip.logit_scale.device
+    with torch.no_grad():
+        text = clip.encode_text(tokenizer(prompts).to(device))  # (K, 512)
+        return clip.logit_scale.exp() * F.normalize(text, dim=-1)

@@ -1,0 +1,397 @@
+r"""The chapter's experiments, one call each, on the offline digits or the paper's data sets.
+
+* :func:`pretrain_source`, :func:`source_models` — pretrained starting points (:class:`Source`):
+  offline, snapshots of source runs on digits 0–4; online, public checkpoints;
+* :func:`collapse_vs_transfer`, :func:`most_collapsed`, :func:`rank_correlation` — "more
+  variability collapse, better transfer performance";
+* :func:`downstream`, :func:`compare_methods`, :func:`data_size_sweep` — the fine-tuning methods
+  on one downstream task, and against the number of downstream samples.
+
+Reference:
+    Li et al., arXiv:2212.12206 (2022); Lecture 6, Section 1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from lib._checks import check_option as _check_option
+from lib.transfer.backbones import Backbone
+from lib.transfer.data import NUM_CLASSES, DatasetName, balanced_subset, load_dataset
+from lib.transfer.models import METHODS, build
+from lib.transfer.train import FitConfig, TransferResult, fine_tune, fit
+
+__all__ = [
+    "Source",
+    "collapse_vs_transfer",
+    "compare_methods",
+    "data_size_sweep",
+    "downstream",
+    "most_collapsed",
+    "pretrain_source",
+    "rank_correlation",
+    "source_models",
+]
+
+
+def pretrain_source(
+    backbone: Backbone = "small_resnet",
+    dataset: DatasetName = "digits_source",
+    *,
+    snapshots: Sequence[int] = (0, 1, 2, 4, 8, 16),
+    config: FitConfig = FitConfig(),  # noqa: B008 (frozen: safe as a default)
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[int, dict[str, Tensor]]:
+    """Pretrain a backbone on a source task; return its weights after several numbers of epochs.
+
+    The offline stand-in for public pretrained models: snapshots of one run give source models
+    of increasing quality, whose features collapse more or less on a downstream task.
+
+    Args:
+        backbone: the backbone to pretrain (random initialisation, full fine-tuning).
+        dataset: the source data set (training split).
+        snapshots: epochs after which to keep the weights (0: the random initialisation); the
+            run lasts ``max(snapshots)`` epochs with ``config``'s other settings.
+        config: training hyper-parameters (``epochs`` is ignored).
+        device: where to train.
+        generator: shuffling of the training data.
+
+    Returns:
+        Mapping epoch → backbone state dict (CPU tensors), for ``build(..., pretrained=...)``.
+
+    Example:
+        >>> weights = pretrain_source(snapshots=(0, 1), config=FitConfig(progress=False))
+        >>> sorted(weights)
+        [0, 1]
+    """
+    wanted = sorted(set(int(e) for e in snapshots))
+    if not wanted or wanted[0] < 0:
+        raise ValueError(f"snapshots must be non-empty epoch counts >= 0, got {list(snapshots)}")
+    model = build(backbone, NUM_CLASSES[dataset], "full_ft", device=device)
+    train = load_dataset(dataset, "train", backbone)
+    weights: dict[int, dict[str, Tensor]] = {}
+
+    def keep(epoch: int, net: nn.Module) -> None:
+        if epoch in wanted:
+            weights[epoch] = {
+                k: v.detach().cpu().clone() for k, v in net.encoder.state_dict().items()
+            }
+
+    keep(0, model)
+    fit(model, train, replace(config, epochs=wanted[-1]), generator=generator, callback=keep)
+    return weights
+
+
+@dataclass(frozen=True)
+class Source:
+    """A pretrained starting point: a label, the backbone and its ``pretrained`` argument."""
+
+    label: str  # shown in plots
+    backbone: str  # one of BACKBONES
+    pretrained: bool | Mapping[str, Tensor]  # True (public weights) or a backbone state dict
+
+
+def source_models(
+    backbone: Backbone,
+    *,
+    lrs: Sequence[float] = (0.01, 0.03, 0.1),
+    snapshots: Sequence[int] = (2, 8),
+    compare: Sequence[str] = ("resnet18", "resnet50", "vit_b32", "clip_vit_b32"),
+    config: FitConfig = FitConfig(),  # noqa: B008 (frozen: safe as a default)
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> list[Source]:
+    """Several pretrained models to compare: offline source runs, or public checkpoints.
+
+    For ``"small_resnet"`` (offline) the backbone is pretrained on ``digits_source`` (digits 0–4)
+    once per learning rate in ``lrs`` (other settings from ``config``), keeping the weights after
+    each number of epochs in ``snapshots`` (:func:`pretrain_source`): ``len(lrs) * len(snapshots)``
+    source models of different quality. For the other backbones: the public checkpoints of the
+    architectures in ``compare``, then ``backbone``'s.
+
+    Args:
+        backbone: one of :data:`BACKBONES`.
+        lrs: offline: learning rates of the source runs.
+        snapshots: offline: epochs after which each run's weights are kept.
+        compare: online: architectures compared with ``backbone``.
+        config: offline: :class:`FitConfig` of the source runs (``lr`` and ``epochs`` replaced).
+        device: where to pretrain.
+        generator: shuffling of the source data (shared by the runs, in order).
+
+    Returns:
+        A list of :class:`Source`.
+
+    Example:
+        >>> [s.label for s in source_models("resnet50", compare=("resnet18", "resnet50"))]
+        ['resnet18', 'resnet50']
+    """
+    if backbone != "small_resnet":
+        names = [name for name in compare if name != backbone] + [backbone]
+        return [Source(name, name, True) for name in names]
+    sources = []
+    for lr in lrs:
+        weights = pretrain_source(
+            backbone,
+            snapshots=snapshots,
+            config=replace(config, lr=lr),
+            device=device,
+            generator=generator,
+        )
+        sources += [Source(f"η={lr:g}, {e} ep", backbone, w) for e, w in weights.items()]
+    return sources
+
+
+def most_collapsed(sources: Sequence[Source], rows: Sequence[Mapping[str, Any]]) -> Source:
+    r"""The source whose features collapse most on the downstream data (smallest :math:`\mathcal{NC}_1`).
+
+    The lecture's message turned into a model-selection rule that needs no test data.
+
+    Args:
+        sources: as from :func:`source_models`.
+        rows: :func:`collapse_vs_transfer` of the same sources.
+
+    Returns:
+        One of ``sources``.
+
+    Example:
+        >>> s = [Source("a", "resnet18", True), Source("b", "resnet50", True)]
+        >>> most_collapsed(s, [{"nc1": 2.0}, {"nc1": 1.0}]).label
+        'b'
+    """
+    if len(sources) != len(rows) or not rows:
+        raise ValueError("need one collapse_vs_transfer row per source")
+    return sources[min(range(len(rows)), key=lambda i: rows[i]["nc1"])]
+
+
+def rank_correlation(x: Sequence[float] | Tensor, y: Sequence[float] | Tensor) -> Tensor:
+    r"""Spearman's rank correlation of two samples (no ties assumed; ties get arbitrary order).
+
+    .. math::
+        \rho = 1 - \frac{6\sum_i d_i^2}{n(n^2-1)},\qquad d_i = \operatorname{rank}(x_i) -
+        \operatorname{rank}(y_i).
+
+    Args:
+        x, y: samples ``(n,)``, ``n >= 2`` (sequences or tensors).
+
+    Returns:
+        0-dim float64 tensor in ``[-1, 1]``.
+
+    Example:
+        >>> rank_correlation([1.0, 2.0, 3.0], [30.0, 20.0, 10.0])
+        tensor(-1., dtype=torch.float64)
+    """
+    x, y = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+        raise ValueError("x and y must be 1-D samples of the same length >= 2")
+    n = len(x)
+    d = x.argsort().argsort().double() - y.argsort().argsort().double()
+    return 1 - 6 * d.square().sum() / (n * (n**2 - 1))
+
+
+def downstream(
+    dataset: DatasetName,
+    backbone: Backbone,
+    *,
+    per_class: int | None = None,
+    root: str | os.PathLike = "data",
+    image_size: int | None = None,
+    seed: int = 0,
+) -> tuple[Dataset, Dataset]:
+    """Training and test split of a downstream data set; the training split subsampled per class.
+
+    Args:
+        dataset, backbone, root, image_size: as in :func:`load_dataset`.
+        per_class: training samples per class (:func:`balanced_subset`, drawn with ``seed``);
+            ``None`` keeps them all.
+        seed: seed of the draw (the same seed gives the same subset in every function here).
+
+    Returns:
+        ``(train, test)`` data sets with a ``classes`` attribute.
+
+    Example:
+        >>> train, test = downstream("digits", "small_resnet", per_class=3)
+        >>> len(train), len(test) > 300
+        (15, True)
+    """
+    train = load_dataset(dataset, "train", backbone, root=root, image_size=image_size)
+    test = load_dataset(dataset, "test", backbone, root=root, image_size=image_size)
+    if per_class is not None:
+        train = balanced_subset(train, per_class, generator=torch.Generator().manual_seed(seed))
+    return train, test
+
+
+def collapse_vs_transfer(
+    sources: Sequence[Source],
+    dataset: DatasetName,
+    *,
+    per_class: int | None = None,
+    config: FitConfig = FitConfig(),  # noqa: B008 (frozen: safe as a default)
+    root: str | os.PathLike = "data",
+    device: torch.device | str | None = None,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    r"""Downstream :math:`\mathcal{NC}_1` of each pretrained model against its linear-probe accuracy.
+
+    For every source: the penultimate features of the downstream training set (``per_class``
+    samples per class, the same draw for every model) give :math:`\mathcal{NC}_1`; a linear probe
+    fitted on them gives the test accuracy (CLIP: its zero-shot head, then probed).
+
+    Args:
+        sources: as from :func:`source_models`.
+        dataset: the downstream data set (:data:`DATASETS`).
+        per_class: training samples per class (:func:`downstream`); ``None``: all.
+        config: :class:`FitConfig` of the probe.
+        root: folder of the torchvision data.
+        device: where to run.
+        seed: seed of the training subset.
+
+    Returns:
+        One dict per source: ``label``, ``nc1``, ``accuracy`` (floats).
+
+    Reference:
+        Lecture 6, "More variability collapse, better transfer performance"; Li et al. 2022, Fig. 1.
+
+    Example:
+        >>> rows = collapse_vs_transfer(source_models("small_resnet", lrs=(0.05,), snapshots=(1,),
+        ...     config=FitConfig(progress=False)), "digits", per_class=10)
+        >>> sorted(rows[0])
+        ['accuracy', 'label', 'nc1']
+    """
+    rows = []
+    for source in sources:
+        train, test = downstream(
+            dataset, source.backbone, per_class=per_class, root=root, seed=seed
+        )
+        result = fine_tune(
+            source.backbone,
+            "linear_probe",
+            train,
+            test,
+            NUM_CLASSES[dataset],
+            pretrained=source.pretrained,
+            config=config,
+            class_names=train.classes if source.backbone == "clip_vit_b32" else None,
+            device=device,
+        )
+        rows.append({"label": source.label, "nc1": result.nc1, "accuracy": result.accuracy})
+    return rows
+
+
+def compare_methods(
+    backbone: Backbone,
+    dataset: DatasetName,
+    methods: Sequence[str] = ("linear_probe", "layer_ft", "scl_ft", "full_ft"),
+    *,
+    pretrained: bool | Mapping[str, Tensor] = False,
+    per_class: int | None = None,
+    config: FitConfig = FitConfig(),  # noqa: B008 (frozen: safe as a default)
+    root: str | os.PathLike = "data",
+    image_size: int | None = None,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+) -> list[TransferResult]:
+    """Fine-tune one pretrained model on one downstream data set with each method.
+
+    Every method sees the same training subset (``per_class`` samples per class, drawn with
+    ``seed``; ``None``: all) and the same shuffling seed.
+
+    Args:
+        backbone, pretrained, image_size: as in :func:`build`.
+        dataset: the downstream data set (:data:`DATASETS`).
+        methods: names from :data:`METHODS`.
+        per_class: training samples per class; ``None``: all.
+        config: :class:`FitConfig`.
+        root: folder of the torchvision data.
+        device: where to train.
+        seed: seed of the training subset and of each method's shuffling.
+
+    Returns:
+        One :class:`TransferResult` per method, in order.
+
+    Example:
+        >>> res = compare_methods("small_resnet", "digits", ["linear_probe"], per_class=5,
+        ...                       config=FitConfig(progress=False))
+        >>> [r.method for r in res]
+        ['linear_probe']
+    """
+    for method in methods:
+        _check_option("method", method, METHODS)
+    train, test = downstream(
+        dataset, backbone, per_class=per_class, root=root, image_size=image_size, seed=seed
+    )
+    return [
+        fine_tune(
+            backbone,
+            method,
+            train,
+            test,
+            NUM_CLASSES[dataset],
+            pretrained=pretrained,
+            config=config,
+            class_names=train.classes if backbone == "clip_vit_b32" else None,
+            image_size=image_size,
+            device=device,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        for method in methods
+    ]
+
+
+def data_size_sweep(
+    backbone: Backbone,
+    dataset: DatasetName,
+    sizes: Sequence[int],
+    methods: Sequence[str] = ("linear_probe", "layer_ft", "scl_ft", "full_ft"),
+    *,
+    pretrained: bool | Mapping[str, Tensor] = False,
+    seeds: Sequence[int] = (0,),
+    config: FitConfig = FitConfig(),  # noqa: B008 (frozen: safe as a default)
+    root: str | os.PathLike = "data",
+    device: torch.device | str | None = None,
+) -> dict[str, Tensor]:
+    """Test accuracy of each method against the number of downstream training samples per class.
+
+    Args:
+        backbone, dataset, methods, pretrained, config, root, device: as in
+            :func:`compare_methods`.
+        sizes: training samples per class, one :func:`compare_methods` call per size and seed.
+        seeds: seeds of the training subsets (and shuffles) averaged per size.
+
+    Returns:
+        Mapping method → accuracies ``(len(sizes),)``, each the mean over ``seeds`` (different
+        training subsets and shuffles), on the CPU.
+
+    Reference:
+        Lecture 6, "Less overfitting compared to full model FT".
+
+    Example:
+        >>> out = data_size_sweep("small_resnet", "digits", [2], ["linear_probe"],
+        ...                       config=FitConfig(progress=False))
+        >>> out["linear_probe"].shape
+        torch.Size([1])
+    """
+    table = {method: torch.zeros(len(sizes)) for method in methods}
+    for i, n in enumerate(sizes):
+        for seed in seeds:
+            results = compare_methods(
+                backbone,
+                dataset,
+                methods,
+                pretrained=pretrained,
+                per_class=n,
+                config=config,
+                root=root,
+                device=device,
+                seed=seed,
+            )
+            for result in results:
+                table[result.method][i] += result.accuracy / len(seeds)
+    return table

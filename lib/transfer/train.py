@@ -1,0 +1,427 @@
+r"""Training and evaluation of a :class:`~lib.transfer.models.TransferModel`.
+
+:func:`fit` (momentum SGD, cosine schedule, cross-entropy) trains exactly the parameters the
+method left trainable; :func:`fit_linear_probe` fits the head on cached features by L-BFGS;
+:func:`extract_features`, :func:`accuracy` and :func:`layer_nc1` read a model; :func:`fine_tune`
+builds, trains and measures one method in one call (:class:`TransferResult`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from lib.layerwise import layer_collapse
+from lib.metrics import nc1
+from lib.transfer.backbones import Backbone, residual_blocks
+from lib.transfer.models import Method, TransferModel, build, trainable_fraction
+
+__all__ = [
+    "FitConfig",
+    "TransferResult",
+    "accuracy",
+    "extract_features",
+    "fine_tune",
+    "fit",
+    "fit_linear_probe",
+    "layer_names",
+    "layer_nc1",
+]
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Fine-tuning hyper-parameters (SGD with momentum, cosine schedule, cross-entropy)."""
+
+    epochs: int = 10  # passes over the training data
+    batch_size: int = 64  # samples per step
+    lr: float = 0.05  # η, peak learning rate (cosine-annealed to 0)
+    momentum: float = 0.9  # β
+    weight_decay: float = 5e-4  # λ, on the trained parameters
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    probe_iters: int = 100  # L-BFGS iterations of the linear probe on cached features
+    amp: bool = True  # mixed precision (bfloat16/float16 autocast) on CUDA; ignored on CPU
+    progress: bool = True  # tqdm progress bar (on stderr)
+    num_workers: int = 0  # DataLoader worker processes
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _loader(data: Dataset | DataLoader, batch_size: int, shuffle: bool, generator=None, workers=0):
+    if isinstance(data, DataLoader):
+        return data
+    return DataLoader(
+        data, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=workers
+    )
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if not enabled or device.type != "cuda":
+        return nullcontext(), None
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return torch.autocast("cuda", dtype=dtype), scaler
+
+
+def _progress(iterable: Iterable, enabled: bool, desc: str, total: int | None = None):
+    if not enabled:
+        return iterable
+    return tqdm(iterable, desc=desc, total=total, leave=False, file=sys.stderr)
+
+
+def fit(
+    model: nn.Module,
+    data: Dataset | DataLoader,
+    config: FitConfig = FitConfig(),
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callable[[int, nn.Module], None] | None = None,
+) -> Tensor:
+    r"""Train the model's trainable parameters with SGD on cross-entropy.
+
+    .. math::
+        \min_{\text{trainable}}\ \frac1N\sum_i \mathcal L_{\rm CE}(f(\boldsymbol x_i), y_i)
+        + \frac\lambda2\|\text{trainable}\|_F^2,
+
+    momentum SGD with a cosine learning-rate schedule, mixed precision on CUDA, a tqdm bar.
+    Inputs are moved to the model's device.
+
+    Args:
+        model: e.g. from :func:`build`; only parameters with ``requires_grad`` are trained.
+        data: ``Dataset`` (shuffled with ``generator``) or ``DataLoader`` of ``(x, y)``.
+        config: hyper-parameters.
+        generator: CPU generator for the shuffling.
+        callback: called as ``callback(epoch, model)`` after every epoch (epochs count from 1).
+
+    Returns:
+        Mean training loss per epoch, ``(epochs,)``, on the CPU.
+
+    Example:
+        >>> model = build("small_resnet", 5, "linear_probe")
+        >>> data = balanced_subset(load_dataset("digits", "train"), 4)
+        >>> fit(model, data, FitConfig(epochs=2, progress=False)).shape
+        torch.Size([2])
+    """
+    if config.epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {config.epochs}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    losses = torch.zeros(config.epochs)
+    if not params or config.epochs == 0:
+        return losses
+    device = _device_of(model)
+    loader = _loader(data, config.batch_size, True, generator, config.num_workers)
+    optimizer = torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    total = config.epochs * len(loader)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    )
+    cast, scaler = _autocast(device, config.amp)
+    model.train()
+    bar = _progress(range(config.epochs), config.progress, "fit")
+    for epoch in bar:
+        running, count = 0.0, 0
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with cast:
+                loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            schedule.step()
+            running += float(loss.detach()) * len(y)
+            count += len(y)
+        losses[epoch] = running / max(count, 1)
+        if callback is not None:
+            callback(epoch + 1, model)
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def extract_features(
+    model: TransferModel,
+    data: Dataset | DataLoader,
+    *,
+    batch_size: int = 256,
+    amp: bool = True,
+    progress: bool = False,
+    num_workers: int = 0,
+) -> tuple[Tensor, Tensor]:
+    r"""Penultimate features :math:`\boldsymbol h_i` of a data set (model in eval mode).
+
+    Args:
+        model: a :class:`TransferModel`.
+        data: ``Dataset`` or ``DataLoader`` of ``(x, y)``; read in order.
+        batch_size: when ``data`` is a ``Dataset``.
+        amp: autocast on CUDA (features are returned in float32).
+        progress: show a tqdm bar.
+        num_workers: DataLoader worker processes when ``data`` is a ``Dataset``.
+
+    Returns:
+        ``(H, y)``: ``(N, p)`` float32 and ``(N,)`` long, on the model's device.
+
+    Example:
+        >>> H, y = extract_features(build("small_resnet", 5, "linear_probe"),
+        ...                         load_dataset("digits", "test"))
+        >>> H.shape[1], y.shape == (H.shape[0],)
+        (128, True)
+    """
+    device = _device_of(model)
+    was_training = model.training
+    model.eval()
+    cast, _ = _autocast(device, amp)
+    feats, labels = [], []
+    loader = _loader(data, batch_size, False, workers=num_workers)
+    for x, y in _progress(loader, progress, "features"):
+        with cast:
+            feats.append(model.forward_features(x.to(device)).float())  # (B, p)
+        labels.append(y.to(device))
+    model.train(was_training)
+    return torch.cat(feats), torch.cat(labels)
+
+
+def fit_linear_probe(
+    model: TransferModel,
+    data: Dataset | DataLoader,
+    config: FitConfig = FitConfig(),
+    *,
+    cache: str | os.PathLike | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""Linear probe through a features cache: extract :math:`\boldsymbol h_i` once, fit the head.
+
+    The frozen backbone runs once over ``data`` (or not at all when ``cache`` holds the features);
+    the head is then fitted on the cached features by full-batch L-BFGS on
+
+    .. math::
+        \frac1N\sum_i \mathcal L_{\rm CE}(\boldsymbol W\boldsymbol h_i+\boldsymbol b, y_i)
+        + \frac\lambda2\|\boldsymbol W\|_F^2 .
+
+    Args:
+        model: a :class:`TransferModel` built with ``method="linear_probe"``.
+        data: training ``Dataset`` or ``DataLoader``.
+        config: ``weight_decay`` (λ), ``probe_iters``, ``batch_size``, ``amp``, ``progress``.
+        cache: a ``.pt`` file: loaded if it exists, written otherwise.
+
+    Returns:
+        The training features ``(H, y)``, ``(N, p)`` and ``(N,)``, on the model's device.
+
+    Example:
+        >>> model = build("small_resnet", 5, "linear_probe")
+        >>> H, y = fit_linear_probe(model, load_dataset("digits", "train"),
+        ...                         FitConfig(probe_iters=5, progress=False))
+        >>> tuple(H.shape)
+        (500, 128)
+    """
+    if getattr(model, "method", None) != "linear_probe":
+        raise ValueError("fit_linear_probe needs a model built with method='linear_probe'")
+    device = _device_of(model)
+    path = Path(cache) if cache is not None else None
+    if path is not None and path.exists():
+        stored = torch.load(path, map_location=device)
+        H, y = stored["H"], stored["y"]
+    else:
+        H, y = extract_features(
+            model,
+            data,
+            batch_size=config.batch_size,
+            amp=config.amp,
+            progress=config.progress,
+            num_workers=config.num_workers,
+        )
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"H": H.cpu(), "y": y.cpu()}, path)
+    head = model.head
+    optimizer = torch.optim.LBFGS(
+        head.parameters(), lr=1.0, max_iter=config.probe_iters, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(head(H), y) + 0.5 * config.weight_decay * head.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return H, y
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 256, num_workers: int = 0
+) -> Tensor:
+    """Top-1 accuracy of ``model`` on ``data`` (eval mode), a 0-dim tensor in ``[0, 1]``.
+
+    Args:
+        model: any classifier returning logits ``(B, K)``; left in its previous mode afterwards.
+        data: ``Dataset`` or ``DataLoader`` of ``(x, y)``, ``x`` moved to the model's device.
+        batch_size: when ``data`` is a ``Dataset``.
+        num_workers: DataLoader worker processes when ``data`` is a ``Dataset``.
+
+    Returns:
+        0-dim float tensor on the model's device.
+
+    Example:
+        >>> float(accuracy(build("small_resnet", 5, "full_ft"), load_dataset("digits", "test"))) <= 1
+        True
+    """
+    device = _device_of(model)
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), device=device)
+    count = 0
+    for x, y in _loader(data, batch_size, False, workers=num_workers):
+        y = y.to(device)
+        correct += (model(x.to(device)).argmax(dim=1) == y).sum()
+        count += len(y)
+    model.train(was_training)
+    return correct / max(count, 1)
+
+
+def layer_names(model: TransferModel) -> list[str]:
+    """Hookable names of every residual block of the backbone, then ``"penultimate"``.
+
+    Args:
+        model: a :class:`TransferModel`.
+
+    Returns:
+        Module names in ``model.named_modules()``, input to output (:func:`layer_nc1`'s default).
+
+    Example:
+        >>> layer_names(build("small_resnet", 5, "full_ft"))[-2:]
+        ['encoder.layer4.1', 'penultimate']
+    """
+    return [f"encoder.{name}" for name in residual_blocks(model.encoder)] + ["penultimate"]
+
+
+def layer_nc1(
+    model: TransferModel,
+    data: Dataset | DataLoader,
+    num_classes: int,
+    *,
+    layers: Sequence[str] | None = None,
+    batch_size: int = 256,
+):
+    r"""Layer-wise :math:`\mathcal{NC}_1^l` of every residual block and the penultimate features.
+
+    Feature maps are average-pooled, token sequences read at the class token (ViT blocks), as
+    :func:`lib.layerwise.layer_collapse` does, in two streaming passes over ``data``.
+
+    Args:
+        model: a :class:`TransferModel`.
+        data: ``Dataset`` or ``DataLoader`` of ``(x, y)`` (no random augmentation).
+        num_classes: :math:`K`.
+        layers: module names; default :func:`layer_names`.
+        batch_size: when ``data`` is a ``Dataset``.
+
+    Returns:
+        :class:`lib.layerwise.LayerCollapse` (``nc1`` of shape ``(L,)``, float64).
+
+    Reference:
+        Lecture 6, "Layer-wise NC1 for different fine-tuning methods" (ResNet18, ViT-B/32).
+
+    Example:
+        >>> out = layer_nc1(build("small_resnet", 5, "full_ft"), load_dataset("digits", "test"), 5)
+        >>> len(out.layers), out.nc1.shape
+        (9, torch.Size([9]))
+    """
+    loader = _loader(data, batch_size, False)
+    return layer_collapse(model, loader, list(layers or layer_names(model)), num_classes)
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """Outcome of :func:`fine_tune` on one method."""
+
+    method: str  # fine-tuning method
+    accuracy: float  # test accuracy in [0, 1]
+    nc1: float  # NC1 of the penultimate features on the training data
+    fraction: float  # trainable fraction of the parameters
+    model: TransferModel  # the fine-tuned model (eval mode)
+
+
+def fine_tune(
+    backbone: Backbone,
+    method: Method,
+    train: Dataset,
+    test: Dataset,
+    num_classes: int,
+    *,
+    pretrained: bool | Mapping[str, Tensor] = False,
+    config: FitConfig = FitConfig(),
+    class_names: Sequence[str] | None = None,
+    image_size: int | None = None,
+    cache: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> TransferResult:
+    r"""Build, fine-tune with one method, and measure accuracy, :math:`\mathcal{NC}_1` and % trained.
+
+    ``linear_probe`` goes through the features cache (:func:`fit_linear_probe`), ``zero_shot``
+    trains nothing, the others run :func:`fit`. :math:`\mathcal{NC}_1` is that of the penultimate
+    features on the training data, as in the lecture's table.
+
+    Args:
+        backbone, method, num_classes, pretrained, class_names, image_size: as in :func:`build`.
+        train: training ``Dataset`` of ``(x, y)``; test: test ``Dataset``.
+        config: :class:`FitConfig`.
+        cache: features cache of the linear probe.
+        device: where to train.
+        generator: shuffling of the training data.
+
+    Returns:
+        A :class:`TransferResult`.
+
+    Example:
+        >>> res = fine_tune("small_resnet", "linear_probe", load_dataset("digits", "train"),
+        ...                 load_dataset("digits", "test"), 5, config=FitConfig(probe_iters=5))
+        >>> res.method, 0 <= res.accuracy <= 1
+        ('linear_probe', True)
+    """
+    model = build(
+        backbone,
+        num_classes,
+        method,
+        pretrained,
+        class_names=class_names,
+        image_size=image_size,
+        device=device,
+    )
+    eval_batch = max(config.batch_size, 256)
+    if method == "linear_probe":
+        H, y = fit_linear_probe(model, train, config, cache=cache)
+    else:
+        fit(model, train, config, generator=generator)
+        H, y = extract_features(
+            model, train, batch_size=eval_batch, amp=config.amp, num_workers=config.num_workers
+        )
+    return TransferResult(
+        method=method,
+        accuracy=float(
+            accuracy(model, test, batch_size=eval_batch, num_workers=config.num_workers)
+        ),
+        nc1=float(nc1(H, y, num_classes)),
+        fraction=trainable_fraction(model),
+        model=model,
+    )

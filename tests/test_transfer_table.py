@@ -1,0 +1,63 @@
+"""lib.transfer.table: the lecture's "percentage of parameters fine-tuned" from the real
+architectures (built on the meta device: nothing is downloaded or allocated)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lib import transfer
+
+
+def closed_form_percent(backbone: str, K: int, method: str) -> float:
+    """Published parameter counts, written out by hand (the oracle for percentage_table)."""
+    if backbone == "resnet50":
+        total = 25_557_032 - (2048 * 1000 + 1000)  # torchvision ResNet50 without its fc
+        # layer3.0: 1x1 512->256, 3x3 256->256, 1x1 256->1024, downsample 1x1 512->1024, 4 BNs
+        key = 512 * 256 + 9 * 256 * 256 + 256 * 1024 + 512 * 1024 + 2 * (256 + 256 + 1024 + 1024)
+        head = 2048 * K + K
+    elif backbone == "vit_b32":
+        total = 88_224_232 - (768 * 1000 + 1000)  # timm ViT-B/32 without its head
+        key = 12 * 768**2 + 13 * 768  # one block: qkv, proj, 2 MLP layers, 2 LayerNorms
+        head = 768 * K + K
+    else:
+        total = 87_849_216  # open_clip ViT-B-32 image tower (conv1 has no bias, proj 768x512)
+        key = 12 * 768**2 + 13 * 768
+        head = 512 * K  # zero-shot head: text embeddings, no bias
+    trainable = {"linear_probe": head, "zero_shot": 0, "layer_ft": key + head, "scl_ft": key + head}
+    return 100 * trainable.get(method, total + head) / (total + head)
+
+
+def test_percentage_table_reproduces_the_lecture():
+    rows = transfer.percentage_table()
+    assert len(rows) == 4 * len(transfer.LECTURE_PERCENT)
+    for row in rows:
+        expected = closed_form_percent(row["backbone"], row["K"], row["method"])
+        assert row["computed"] == pytest.approx(expected, rel=1e-12), row
+        diff = abs(round(row["computed"], 2) - row["lecture"])
+        if row["backbone"] == "resnet50" or row["method"] in (
+            "linear_probe",
+            "zero_shot",
+            "full_ft",
+        ):
+            assert diff < 1e-9, row  # to the printed two decimals
+        elif row["backbone"] == "vit_b32":  # 224 px: Aircraft 8.1853 prints as 8.19, lecture 8.18
+            assert diff <= 0.01 + 1e-9, row
+        else:  # CLIP: a head on the 512-d joint embedding; the lecture's grows like a 768-d one
+            assert diff <= 0.05, row
+    scl = {(r["backbone"], r["dataset"]): r["computed"] for r in rows if r["method"] == "scl_ft"}
+    layer = {
+        (r["backbone"], r["dataset"]): r["computed"] for r in rows if r["method"] == "layer_ft"
+    }
+    assert scl == layer
+
+
+def test_vit_at_384_px_reproduces_the_lecture_row_exactly():
+    rows = [r for r in transfer.percentage_table(vit_image_size=384) if r["backbone"] == "vit_b32"]
+    assert [round(r["computed"], 2) for r in rows] == [
+        v for key, values in transfer.LECTURE_PERCENT.items() if key[0] == "vit_b32" for v in values
+    ]
+
+
+def test_percentage_markdown_lists_computed_and_lecture_values():
+    text = transfer.percentage_markdown(transfer.percentage_table()[:4])
+    assert "| resnet50 | cifar10 | 10 | 0.09 (0.09) | 6.52 (6.52) | 6.52 (6.52) |" in text
