@@ -13,8 +13,8 @@ Where each lecture section lives:
 Lecture 6                                   ``lib``
 ==========================================  =====================================================
 shared by every chapter                     ``runtime``, ``plotting``, ``data``
-§1 neural collapse, transfer learning       ``metrics``, ``layerwise``, ``transfer/``
-§2 the law of parsimony (deep linear nets)  ``dln``, ``spectra``, ``parsimony/``
+§1 neural collapse, transfer learning       ``metrics/``, ``layerwise``, ``transfer/``
+§2 the law of parsimony (deep linear nets)  ``dln/``, ``spectra``, ``parsimony/``
 §3 progressive feature separation           ``separation/``
 §4 deep matrix completion, compressed nets  ``completion/``
 ==========================================  =====================================================
@@ -33,7 +33,9 @@ __all__ = ["report", "resolve_device", "seed_everything", "setup"]
 __version__ = "0.1.0"
 
 # Every public module and package of ``lib``, found from the package itself (not a hand-kept list).
-_SUBMODULES = frozenset(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+_SUBMODULES = frozenset(
+    m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")
+)
 
 # Old names that notebooks students already hold still import: ``from lib import figures``.
 _ALIASES = {

@@ -31,7 +31,11 @@ def check_int(name: str, value: object, minimum: int) -> int:
 
 def check_num_classes(num_classes: object) -> int:
     """Return the number of classes ``K`` as an ``int``; collapse needs ``K >= 2`` classes."""
-    if not isinstance(num_classes, numbers.Integral) or isinstance(num_classes, bool) or num_classes < 2:
+    if (
+        not isinstance(num_classes, numbers.Integral)
+        or isinstance(num_classes, bool)
+        or num_classes < 2
+    ):
         raise ValueError(
             "num_classes must be an integer >= 2 (collapse needs at least two classes), "
             f"got {num_classes!r}"

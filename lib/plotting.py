@@ -63,7 +63,7 @@ def panels(ax=None, n: int = 1, figsize=None, panel_width: float = 4.2):
     if ax is None:
         fig, axes = plt.subplots(1, n, figsize=figsize or (panel_width * n, 3.4), squeeze=False)
         return fig, list(axes[0])
-    axes = [ax] if n == 1 and not isinstance(ax, (list, tuple)) else list(ax)
+    axes = list(ax) if isinstance(ax, (list, tuple)) or hasattr(ax, "__len__") else [ax]
     if len(axes) != n:
-        raise ValueError(f"expected {n} axes, got {len(axes)}")
+        raise ValueError(f"ax: this figure draws {n} panel(s); expected {n} axes, got {len(axes)}")
     return axes[0].figure, axes

@@ -138,7 +138,9 @@ def test_every_lib_name_in_the_notebooks_resolves(notebook):
         if any(p.kind is p.VAR_KEYWORD for p in params):
             continue
         accepted = {p.name for p in params}
-        problems += [f"{dotted}(..., {k}=...): no such argument" for k in keywords if k not in accepted]
+        problems += [
+            f"{dotted}(..., {k}=...): no such argument" for k in keywords if k not in accepted
+        ]
     assert not problems, "\n".join(problems)
     assert checked > 0
 

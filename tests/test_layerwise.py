@@ -250,7 +250,9 @@ def test_pool_output_errors():
         pool_output(torch.randn(5, 6), 3)
     with pytest.raises(ValueError, match="unknown spatial .*; allowed values: 'avg', 'flatten'"):
         pool_output(torch.randn(2, 3, 4, 4), 2, spatial="max")
-    with pytest.raises(ValueError, match="unknown tokens .*; allowed values: 'cls', 'avg', 'flatten'"):
+    with pytest.raises(
+        ValueError, match="unknown tokens .*; allowed values: 'cls', 'avg', 'flatten'"
+    ):
         pool_output(torch.randn(2, 3, 4), 2, tokens="first")
     with pytest.raises(ValueError, match="layer output must be a tensor"):
         pool_output({"a": 1}, 2)

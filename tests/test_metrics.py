@@ -308,7 +308,9 @@ def test_streaming_errors():
         CollapseAccumulator(3).update_means(H, y + 1)
     with pytest.raises(ValueError, match="at least two classes"):
         CollapseAccumulator(1)
-    with pytest.raises(ValueError, match="unknown variant .*; allowed values: 'lecture', 'papyan', 'he_su'"):
+    with pytest.raises(
+        ValueError, match="unknown variant .*; allowed values: 'lecture', 'papyan', 'he_su'"
+    ):
         CollapseAccumulator(3, variant="zhu")
 
 

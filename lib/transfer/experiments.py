@@ -46,7 +46,7 @@ def pretrain_source(
     dataset: DatasetName = "digits_source",
     *,
     snapshots: Sequence[int] = (0, 1, 2, 4, 8, 16),
-    config: FitConfig = FitConfig(),  # noqa: B008 (frozen: safe as a default)
+    config: FitConfig = FitConfig(),
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
 ) -> dict[int, dict[str, Tensor]]:
@@ -105,7 +105,7 @@ def source_models(
     lrs: Sequence[float] = (0.01, 0.03, 0.1),
     snapshots: Sequence[int] = (2, 8),
     compare: Sequence[str] = ("resnet18", "resnet50", "vit_b32", "clip_vit_b32"),
-    config: FitConfig = FitConfig(),  # noqa: B008 (frozen: safe as a default)
+    config: FitConfig = FitConfig(),
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
 ) -> list[Source]:
@@ -233,7 +233,7 @@ def collapse_vs_transfer(
     dataset: DatasetName,
     *,
     per_class: int | None = None,
-    config: FitConfig = FitConfig(),  # noqa: B008 (frozen: safe as a default)
+    config: FitConfig = FitConfig(),
     root: str | os.PathLike = "data",
     device: torch.device | str | None = None,
     seed: int = 0,
@@ -292,7 +292,7 @@ def compare_methods(
     *,
     pretrained: bool | Mapping[str, Tensor] = False,
     per_class: int | None = None,
-    config: FitConfig = FitConfig(),  # noqa: B008 (frozen: safe as a default)
+    config: FitConfig = FitConfig(),
     root: str | os.PathLike = "data",
     image_size: int | None = None,
     device: torch.device | str | None = None,
@@ -353,7 +353,7 @@ def data_size_sweep(
     *,
     pretrained: bool | Mapping[str, Tensor] = False,
     seeds: Sequence[int] = (0,),
-    config: FitConfig = FitConfig(),  # noqa: B008 (frozen: safe as a default)
+    config: FitConfig = FitConfig(),
     root: str | os.PathLike = "data",
     device: torch.device | str | None = None,
 ) -> dict[str, Tensor]:
