@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
-__all__ = ["check_int", "check_num_classes", "check_option"]
+__all__ = ["check_int", "check_num_classes", "check_option", "check_real"]
 
 
 def check_option(name: str, value: object, allowed: tuple) -> None:
@@ -41,3 +42,17 @@ def check_num_classes(num_classes: object) -> int:
             f"got {num_classes!r}"
         )
     return int(num_classes)
+
+
+def check_real(name: str, value: object, minimum: float, *, strict: bool) -> float:
+    """Return ``value`` as a ``float`` if it is a finite real number ``> minimum`` (``strict``)
+    or ``>= minimum``; ``bool``, NaN and infinities are not."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v) and (v > minimum if strict else v >= minimum)
+    if not ok:
+        raise ValueError(
+            f"{name} must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}"
+        )
+    return float(value)

@@ -18,13 +18,13 @@ SVDs follow PyTorch's convention ``U, S, Vh`` (:math:`W = U\,\mathrm{diag}(S)\,V
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor
+
+from lib._checks import check_real
 
 __all__ = [
     "Cluster",
@@ -53,13 +53,7 @@ def _check_matrix(name: str, W: object, min_ndim: int = 2) -> Tensor:
 
 
 def _check_tol(name: str, tol: object) -> float:
-    if (
-        not isinstance(tol, numbers.Real)
-        or isinstance(tol, bool)
-        or not (math.isfinite(tol) and tol >= 0)
-    ):
-        raise ValueError(f"{name} must be a finite number >= 0, got {tol!r}")
-    return float(tol)
+    return check_real(name, tol, 0.0, strict=False)
 
 
 def singular_values(W: Tensor) -> Tensor:

@@ -185,3 +185,31 @@ def test_check_option_lists_allowed_values(bad):
     check_option("reduction", "mean", ("mean", "sum"))
     with pytest.raises(ValueError, match="unknown reduction .*allowed values: 'mean', 'sum'"):
         check_option("reduction", bad, ("mean", "sum"))
+
+
+# ------------------------------------------------------------------------------------------
+# The shared argument checks (lib._checks): one wording each, numpy scalars accepted
+# ------------------------------------------------------------------------------------------
+
+
+def test_shared_checks_accept_numpy_scalars_and_name_the_argument():
+    import numpy as np
+
+    from lib._checks import check_int, check_num_classes, check_option, check_real
+
+    assert check_num_classes(np.int64(3)) == 3 and type(check_num_classes(np.int64(3))) is int
+    assert check_int("steps", np.int32(0), 0) == 0
+    assert check_real("lr", np.float32(0.5), 0.0, strict=True) == 0.5
+    assert check_real("tol", 0, 0.0, strict=False) == 0.0
+    for bad in (1, 2.0, True, "3"):
+        with pytest.raises(ValueError, match="num_classes must be an integer >= 2 .*at least two"):
+            check_num_classes(bad)
+    for bad in (0.0, -1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match=r"lr must be a finite number > 0, got"):
+            check_real("lr", bad, 0.0, strict=True)
+    with pytest.raises(ValueError, match=r"tol must be a finite number >= 0, got -1"):
+        check_real("tol", -1, 0.0, strict=False)
+    with pytest.raises(ValueError, match=r"unknown mode 'x'; allowed values: 'a', 'b'"):
+        check_option("mode", "x", ("a", "b"))
+    with pytest.raises(ValueError, match=r"unknown mode tensor"):
+        check_option("mode", torch.tensor(1), ("a", "b"))

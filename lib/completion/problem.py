@@ -31,6 +31,7 @@ from torch import Tensor
 from lib import dln
 from lib._checks import check_int as _check_int
 from lib._checks import check_option as _check_option
+from lib._checks import check_real
 
 __all__ = ["Problem", "default_lr", "losses", "make_problem", "parameter_count"]
 
@@ -45,18 +46,6 @@ _BLOCK_ELEMENTS = 1 << 22
 # --------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _check_real(name: str, value: object, low: float, low_open: bool) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        v = float(value)
-        ok = math.isfinite(v) and (v > low if low_open else v >= low)
-    if not ok:
-        raise ValueError(
-            f"{name} must be a finite number {'>' if low_open else '>='} {low:g}, got {value!r}"
-        )
-    return float(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,6 +176,10 @@ def make_problem(
         values=target[rows, cols],
         seed=seed,
     )
+
+
+def _check_real(name: str, value: object, low: float, low_open: bool) -> float:
+    return check_real(name, value, low, strict=low_open)
 
 
 def _check_problem(problem: object) -> Problem:

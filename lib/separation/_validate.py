@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from lib._checks import check_real
 
 #: The networks' activations: ``"linear"`` (the identity) or ``"relu"``, after every hidden layer.
 ACTIVATIONS = ("linear", "relu")
@@ -16,13 +16,7 @@ INIT_KINDS = ("orthogonal", "normal", "uniform")
 
 
 def _check_positive(name: str, value: object) -> float:
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not (math.isfinite(value) and value > 0)
-    ):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+    return check_real(name, value, 0.0, strict=True)
 
 
 def _check_weights(weights: object) -> list[Tensor]:
