@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import torch
 
 from lib.completion.network import first_gradient
@@ -305,8 +306,7 @@ def explorer(
     Returns:
         An ``ipywidgets.interactive``; display it (last line of a cell).
     """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
+    import ipywidgets as widgets  # lazy: only the interactive explorer needs it
 
     rank_hat = problem.rank if rank_hat is None else rank_hat
 

@@ -287,6 +287,8 @@ def default_lr(problem: Problem, depth: int = 3) -> float:
     depth = _check_int("depth", depth, 1)
     # Φ has rank r: a random sketch of r + 4 columns spans its range, so this σ₁ is exact.
     T = problem.target
+    # The sketch is fixed (seed 0) so that η is a function of the problem alone; any sketch gives
+    # the same σ₁, so no generator is taken.
     X = torch.randn(problem.d, problem.rank + 4, generator=torch.Generator().manual_seed(0))
     Q, _ = torch.linalg.qr(T @ X.to(T))  # (d, r + 4)
     sigma1 = float(torch.linalg.svdvals(Q.T @ T)[0])

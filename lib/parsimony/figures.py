@@ -20,7 +20,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 
+import matplotlib.pyplot as plt
 import torch
+from matplotlib.lines import Line2D
 from torch import Tensor
 
 from lib import dln, spectra
@@ -62,7 +64,6 @@ def _group(i: int, k: int, rank: int | None) -> str:
 
 
 def _group_legend(ax, rank: int, k: int) -> None:
-    from matplotlib.lines import Line2D
 
     handles = [
         Line2D([], [], color=GROUP_COLORS["top"], label=f"top $r = {rank}$"),
@@ -315,7 +316,6 @@ def plot_rank_bias(
     spectra_e2e, predicted_tail = spectra_e2e.cpu(), predicted_tail.cpu()
     if spectra_e2e.ndim != 2 or spectra_e2e.shape[0] != len(scales):
         raise ValueError("spectra_e2e must be (B, k) with one row per scale")
-    import matplotlib.pyplot as plt
 
     fig, (ax0, ax1) = _axes(_either(ax, axes), 2, figsize=(10, 3.6))
     norm = spectra_e2e / spectra_e2e[:, :1]  # (B, k)
@@ -453,7 +453,6 @@ def plot_small_multiples(
         >>> len(fig.axes)
         2
     """
-    import matplotlib.pyplot as plt
 
     n_cols = len(rows[0][1])
     if any(len(scales) != n_cols for _, scales, _ in rows):

@@ -13,6 +13,7 @@ hyperparameters it trains with) first, then ``ax=None``, and return the matplotl
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import torch
 
 from lib import dln, spectra
@@ -186,8 +187,7 @@ def explorer(
         >>> [c.description for c in w.children[:4]]  # doctest: +SKIP
         ['ε', 'L', 'η', 'r']
     """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
+    import ipywidgets as widgets  # lazy: only the interactive explorer needs it
 
     def draw(eps: float, depth: int, lr: float, rank: int) -> None:
         plot_explorer(eps, depth, lr, rank, width, n_samples, steps, seed, device)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import matplotlib.pyplot as plt
+
 from lib import separation as sep
 from lib.plotting import panels
 from lib.separation._draw import (
@@ -60,8 +62,6 @@ __all__ = [
 def _axes(ax, n: int, figsize, sharey: bool = False):
     """``(figure, axes)``: the caller's ``n`` axes, or a new row of ``n`` panels (``sharey``)."""
     if ax is None and sharey:
-        import matplotlib.pyplot as plt  # lazy, as in lib.plotting: only when a figure is made
-
         fig, axes = plt.subplots(1, n, figsize=figsize, sharey=True, squeeze=False)
         return fig, list(axes[0])
     return panels(ax, n, figsize, panel_width=4.0)

@@ -6,6 +6,7 @@ change; both are public as ``lib.separation.figures.explorer`` and ``.plot_explo
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import torch
 
 from lib.plotting import panels
@@ -117,8 +118,7 @@ def explorer(
         >>> [c.description for c in w.children[:3]]  # doctest: +SKIP
         ['ε', 'L', 'σ']
     """
-    import ipywidgets as widgets  # lazy: optional in scripts, only the widget needs it
-    import matplotlib.pyplot as plt
+    import ipywidgets as widgets  # lazy: only the interactive explorer needs it
 
     def draw(scale: float, depth: int, activation: str) -> None:
         plot_explorer(scale, depth, activation, lr, max_steps, num_classes, per_class, device)
@@ -156,7 +156,6 @@ def interactive_profile(
         num_classes: ``K``.
         per_class: ``n``.
     """
-    import matplotlib.pyplot as plt  # lazy, as in lib.plotting
 
     plot_explorer(scale, depth, activation, lr, max_steps, num_classes, per_class)
     plt.show()
