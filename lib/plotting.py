@@ -5,7 +5,7 @@ Figures are rendered as retina PNG (never SVG: SVG text is compared by nbval and
 
 from __future__ import annotations
 
-__all__ = ["STYLE", "panels", "use_style"]
+__all__ = ["STYLE", "panels", "plot_collapse_sweep", "use_style"]
 
 #: rcParams applied by :func:`use_style`.
 STYLE: dict[str, object] = {
@@ -67,3 +67,39 @@ def panels(ax=None, n: int = 1, figsize=None, panel_width: float = 4.2):
     if len(axes) != n:
         raise ValueError(f"ax: this figure draws {n} panel(s); expected {n} axes, got {len(axes)}")
     return axes[0].figure, axes
+
+
+def plot_collapse_sweep(separations, sweep, nc1s, trace_ratios, ax=None):
+    r"""The getting-started figure: features of the least and most separated classes, and
+    :math:`\mathcal{NC}_1` and :math:`D` against the separation :math:`s` (log-log).
+
+    Args:
+        separations: the ``S`` values of :math:`s`.
+        sweep: ``S`` pairs ``(H, y)``, features ``(N, p)`` and labels ``(N,)``, one per value.
+        nc1s: ``S`` values of :func:`lib.metrics.nc1`, one per pair.
+        trace_ratios: ``S`` values of :func:`lib.metrics.trace_ratio`, one per pair.
+        ax: ``None`` (a new figure) or two axes.
+
+    Returns:
+        The ``Figure``.
+
+    Example:
+        >>> fig = plot_collapse_sweep([1, 2], [(torch.randn(6, 2), torch.arange(6) % 2)] * 2,
+        ...                           [1.0, 0.25], [0.5, 0.1])  # doctest: +SKIP
+    """
+    if not len(separations) == len(sweep) == len(nc1s) == len(trace_ratios) >= 2:
+        raise ValueError(
+            "separations, sweep, nc1s and trace_ratios need one entry per separation, at least "
+            f"two; got {len(separations)}, {len(sweep)}, {len(nc1s)}, {len(trace_ratios)}"
+        )
+    fig, (ax0, ax1) = panels(ax, 2, figsize=(9, 3.6))
+    for (H, y), s, style in ((sweep[0], separations[0], dict(alpha=0.5, marker="o")),
+                             (sweep[-1], separations[-1], dict(marker="^"))):  # fmt: skip
+        ax0.scatter(*H[:, :2].cpu().T, c=y.cpu(), s=8, label=f"s = {s:g}", **style)
+    ax0.set(title="First two coordinates of the features", xlabel="$h_1$", ylabel="$h_2$")
+    ax0.legend()
+    ax1.loglog(separations, nc1s, "o-", label=r"$\mathcal{NC}_1$")
+    ax1.loglog(separations, trace_ratios, "s-", label="$D$")
+    ax1.set(title="Collapse as classes separate", xlabel="separation $s$", ylabel="value")
+    ax1.legend()
+    return fig

@@ -213,3 +213,29 @@ def test_shared_checks_accept_numpy_scalars_and_name_the_argument():
         check_option("mode", "x", ("a", "b"))
     with pytest.raises(ValueError, match=r"unknown mode tensor"):
         check_option("mode", torch.tensor(1), ("a", "b"))
+
+
+def test_plot_collapse_sweep_draws_the_features_and_both_measures():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from lib.plotting import plot_collapse_sweep
+
+    g = torch.Generator().manual_seed(0)
+    sweep = [(torch.randn(12, 3, generator=g), torch.arange(12) % 3) for _ in range(3)]
+    seps, nc1s, ds = [0.5, 1.0, 2.0], [4.0, 1.0, 0.25], [2.0, 0.5, 0.125]
+    fig = plot_collapse_sweep(seps, sweep, nc1s, ds)
+    ax0, ax1 = fig.axes
+    lo, hi = ax0.collections
+    np.testing.assert_array_equal(lo.get_offsets(), sweep[0][0][:, :2].numpy())
+    np.testing.assert_array_equal(hi.get_offsets(), sweep[-1][0][:, :2].numpy())
+    np.testing.assert_array_equal(lo.get_array(), sweep[0][1].numpy())
+    assert [t.get_text() for t in ax0.get_legend().get_texts()] == ["s = 0.5", "s = 2"]
+    (l_nc1, l_d) = ax1.lines
+    np.testing.assert_array_equal(l_nc1.get_xdata(), seps)
+    np.testing.assert_array_equal(l_nc1.get_ydata(), nc1s)
+    np.testing.assert_array_equal(l_d.get_ydata(), ds)
+    assert ax1.get_xscale() == ax1.get_yscale() == "log"
+    with pytest.raises(ValueError, match="one entry per separation"):
+        plot_collapse_sweep(seps, sweep[:2], nc1s, ds)
+    plt.close(fig)
