@@ -242,7 +242,7 @@ def compress(
         >>> [tuple(W.shape) for W in compress(P, init_original(P, depth=3))]
         [(4, 20), (4, 4), (4, 4), (4, 4), (20, 4)]
     """
-    problem = _check_problem(problem)
+    problem = _check_problem(problem, "compress")
     Ws = _check_weights(weights0, problem, square=True)
     rank_hat = _check_rank_hat(problem, rank_hat)
     k, L = 2 * rank_hat, len(Ws)

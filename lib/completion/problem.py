@@ -182,10 +182,67 @@ def _check_real(name: str, value: object, low: float, low_open: bool) -> float:
     return check_real(name, value, low, strict=low_open)
 
 
-def _check_problem(problem: object) -> Problem:
+#: The dtypes the linear algebra of :func:`default_lr`, :func:`lib.completion.compress` and
+#: :func:`lib.completion.fit` supports (QR and SVD have no float16/bfloat16 kernels).
+_LINALG_DTYPES = (torch.float32, torch.float64)
+
+
+def _check_problem(problem: object, linalg: str | None = None) -> Problem:
+    """Check a :class:`Problem` at a public entry point: structure, device and dtype, then values.
+
+    ``linalg`` names the caller when it needs float32/float64 (QR, SVD); the dtype is checked
+    before any value is touched. One host sync (the finiteness of ``target`` and ``values``).
+    """
     if not isinstance(problem, Problem):
         raise ValueError(
             f"problem must be a lib.completion.Problem (from make_problem), got {type(problem).__name__}"
+        )
+    T, M = problem.target, problem.mask
+    if not isinstance(T, Tensor) or T.ndim != 2 or T.shape[0] != T.shape[1]:
+        got = tuple(T.shape) if isinstance(T, Tensor) else type(T).__name__
+        raise ValueError(f"problem.target must be a square (d, d) tensor, got {got}")
+    if not T.is_floating_point():
+        raise ValueError(f"problem.target must be a floating-point tensor, got dtype {T.dtype}")
+    if not isinstance(M, Tensor) or M.shape != T.shape:
+        got = tuple(M.shape) if isinstance(M, Tensor) else type(M).__name__
+        raise ValueError(
+            f"problem.mask must be a ({T.shape[0]}, {T.shape[1]}) tensor like problem.target, "
+            f"got {got}"
+        )
+    if M.dtype != torch.bool:
+        raise ValueError(
+            f"problem.mask must be a boolean tensor (True = observed), got dtype {M.dtype}; "
+            "convert a 0/1 mask with mask.bool() and rebuild rows, cols, values from it"
+        )
+    for name in ("mask", "rows", "cols", "values"):
+        t = getattr(problem, name)
+        if not isinstance(t, Tensor) or t.device != T.device:
+            where = t.device if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(
+                f"problem.{name} must be a tensor on problem.target's device {T.device}, got {where}"
+            )
+    if T.is_meta:
+        raise ValueError("problem.target is a meta tensor (no values); build it with data")
+    n = problem.rows.numel()
+    if any(getattr(problem, k).shape != (n,) for k in ("rows", "cols", "values")):
+        raise ValueError(
+            "problem.rows, problem.cols and problem.values must be 1-D of one length |Ω|, got "
+            f"{[tuple(getattr(problem, k).shape) for k in ('rows', 'cols', 'values')]}"
+        )
+    if problem.values.dtype != T.dtype:
+        raise ValueError(
+            f"problem.values has dtype {problem.values.dtype} but problem.target has {T.dtype}"
+        )
+    if linalg is not None and T.dtype not in _LINALG_DTYPES:
+        raise ValueError(
+            f"{linalg} needs a float32 or float64 problem, got problem.target of dtype {T.dtype}; "
+            "build it with make_problem(..., dtype=torch.float32) or float64"
+        )
+    if not bool(torch.isfinite(T).all()) or not bool(torch.isfinite(problem.values).all()):
+        raise ValueError(
+            "problem.target (or problem.values) contains NaN or infinite entries; the loss would "
+            "be NaN from the first step. Rebuild the problem with make_problem, or fix the "
+            "entries you edited"
         )
     return problem
 
@@ -275,6 +332,11 @@ def default_lr(problem: Problem, depth: int = 3) -> float:
     Returns:
         η as a Python float.
 
+    Raises:
+        ValueError: a problem that is not float32/float64 (QR and SVD have no half-precision
+            kernels; :func:`losses` and the initialisations do accept float16/bfloat16), or
+            a non-finite ``problem.target``.
+
     Reference:
         Yaras et al. 2023, section 5 (step size 5e3 at ``d = 1000``).
 
@@ -283,7 +345,7 @@ def default_lr(problem: Problem, depth: int = 3) -> float:
         >>> 3e3 < default_lr(P, 3) < 8e3
         True
     """
-    problem = _check_problem(problem)
+    problem = _check_problem(problem, "default_lr")
     depth = _check_int("depth", depth, 1)
     # Φ has rank r: a random sketch of r + 4 columns spans its range, so this σ₁ is exact.
     T = problem.target
@@ -350,6 +412,10 @@ def _check_weights(weights: Sequence[Tensor], problem: Problem, square: bool) ->
             raise ValueError(
                 f"W_{i + 1} has dtype {W.dtype} on {W.device}; the problem has "
                 f"{problem.target.dtype} on {problem.target.device}"
+            )
+        if W.is_meta or not bool(torch.isfinite(W).all()):
+            raise ValueError(
+                f"W_{i + 1} contains NaN or infinite entries (or is a meta tensor without values)"
             )
         if square and W.shape != (d, d):
             raise ValueError(

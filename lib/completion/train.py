@@ -192,8 +192,10 @@ def fit(
         ``.end_to_end`` ``(d, d)`` on the problem's device, ...).
 
     Raises:
-        ValueError: unknown method / option, bad hyperparameters, ``2 r̂ > d``, or divergence (the
-            message names the learning rate).
+        ValueError: unknown method / option, bad hyperparameters, ``2 r̂ > d``, a malformed
+            problem (checked first: ``problem.mask`` boolean of the target's shape and device, a
+            float32/float64 ``problem.target``, then finite ``target`` and ``values``), or
+            divergence (the message names the learning rate).
 
     Reference:
         Yaras et al. 2023, section 5 (compressed deep matrix completion, discrepant learning
@@ -206,7 +208,7 @@ def fit(
         >>> res.converged, res.steps, res.test_loss[-1] < 1e-5 * res.test_loss[0]
         (True, 2110, True)
     """
-    problem = _check_problem(problem)
+    problem = _check_problem(problem, "fit")
     s = _check_arguments(
         problem, method, depth, scale, lr, max_steps, tol, rank_hat, gamma, record_every,
         time_limit, evaluation, layout, keep_trajectory,

@@ -30,6 +30,11 @@ def _check_finite_tensor(name: str, t: object, ndim: tuple[int, ...]) -> Tensor:
         raise ValueError(f"{name} must be {want}, got shape {tuple(t.shape)}")
     if not t.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if t.is_meta:
+        raise ValueError(
+            f"{name} is a meta tensor (a shape without values); pass a tensor with data, "
+            "e.g. create it on the CPU or move it with .to('cpu')"
+        )
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} contains NaN or infinite entries")
     return t
@@ -123,7 +128,10 @@ def _validate_weights(weights: Sequence[Tensor], batched: bool) -> list[Tensor]:
             raise ValueError(f"W_{i + 1} must be a tensor of shape {shape_doc}, got {got}")
         _check_finite_tensor(f"W_{i + 1}", W, (ndim,))
         if W.dtype != weights[0].dtype or W.device != weights[0].device:
-            raise ValueError("all weights must share one dtype and one device")
+            raise ValueError(
+                f"all weights must share one dtype and one device: W_1 is {weights[0].dtype} on "
+                f"{weights[0].device}, W_{i + 1} is {W.dtype} on {W.device}; cast with .to()"
+            )
         if batched and W.shape[0] != weights[0].shape[0]:
             raise ValueError(
                 f"all weights must share the run axis B: W_1 has B={weights[0].shape[0]}, "

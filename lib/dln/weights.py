@@ -146,6 +146,16 @@ def init_weights_batched(
     return stack_runs(runs)
 
 
+def _check_layer_list(weights: object, shape_doc: str, min_ndim: int) -> None:
+    """Raise ``ValueError`` unless ``weights`` is a non-empty list of tensors of >= min_ndim dims."""
+    if isinstance(weights, Tensor) or not isinstance(weights, Sequence) or len(weights) == 0:
+        raise ValueError("weights must be a non-empty list of L tensors [W_1, ..., W_L]")
+    for i, W in enumerate(weights):
+        if not isinstance(W, Tensor) or W.ndim < min_ndim:
+            got = tuple(W.shape) if isinstance(W, Tensor) else type(W).__name__
+            raise ValueError(f"W_{i + 1} must be a tensor of shape {shape_doc}, got {got}")
+
+
 def stack_runs(runs: Sequence[Sequence[Tensor]]) -> list[Tensor]:
     """Stack ``B`` weight lists (each ``L`` tensors ``(d_l, d_{l-1})``) into ``L`` tensors ``(B, d_l, d_{l-1})``.
 
@@ -160,11 +170,20 @@ def stack_runs(runs: Sequence[Sequence[Tensor]]) -> list[Tensor]:
         >>> tuple(stack_runs([Ws, Ws])[0].shape)
         (2, 3, 3)
     """
-    if len(runs) == 0:
-        raise ValueError("stack_runs needs at least one run")
+    if isinstance(runs, Tensor) or not isinstance(runs, Sequence) or len(runs) == 0:
+        raise ValueError("runs must be a non-empty list of B weight lists [W_1, ..., W_L]")
+    for b, run in enumerate(runs):
+        if isinstance(run, Tensor) or not isinstance(run, Sequence) or len(run) == 0:
+            raise ValueError(f"runs[{b}] must be a non-empty list of tensors [W_1, ..., W_L]")
+        for i, W in enumerate(run):
+            if not isinstance(W, Tensor):
+                raise ValueError(
+                    f"runs[{b}][{i}] (W_{i + 1} of run {b}) must be a tensor, got "
+                    f"{type(W).__name__}"
+                )
     depth = len(runs[0])
     if any(len(run) != depth for run in runs):
-        raise ValueError("every run must have the same number of layers")
+        raise ValueError("runs: every run must have the same number of layers")
     for i in range(depth):
         if any(run[i].shape != runs[0][i].shape for run in runs):
             raise ValueError(f"layer {i + 1} has different shapes across runs")
@@ -185,7 +204,13 @@ def unstack_runs(weights: Sequence[Tensor]) -> list[list[Tensor]]:
         >>> len(unstack_runs(Ws))
         2
     """
+    _check_layer_list(weights, "(B, d_l, d_{l-1})", 3)
     n_runs = weights[0].shape[0]
+    if any(W.shape[0] != n_runs for W in weights):
+        raise ValueError(
+            f"weights must share the run axis B: W_1 has B={n_runs}, got "
+            f"{[W.shape[0] for W in weights]}"
+        )
     return [[W[b] for W in weights] for b in range(n_runs)]
 
 
@@ -210,6 +235,13 @@ def end_to_end(weights: Sequence[Tensor]) -> Tensor:
         >>> torch.linalg.svdvals(end_to_end(Ws))
         tensor([0.2500, 0.2500, 0.2500], dtype=torch.float64)
     """
+    _check_layer_list(weights, "(..., d_l, d_{l-1})", 2)
+    for i in range(1, len(weights)):
+        if weights[i].shape[-1] != weights[i - 1].shape[-2]:
+            raise ValueError(
+                f"shape mismatch: W_{i + 1} has {weights[i].shape[-1]} input columns but W_{i} "
+                f"has {weights[i - 1].shape[-2]} output rows (W_l must be (d_l, d_{{l-1}}))"
+            )
     P = weights[0]
     for W in weights[1:]:
         P = W @ P

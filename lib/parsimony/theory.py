@@ -98,6 +98,12 @@ def rho_recursion(
     Returns:
         ``(T,)`` float64 on the CPU, or ``(T, B)`` when any argument is per-run.
 
+    Raises:
+        ValueError: bad arguments (per-run arguments of different lengths included), or a
+            recursion that diverges (ρ non-finite: the message names the step, the runs and
+            their learning rate, as :func:`lib.dln.train` does).
+        TypeError: an argument that is not a number or a sequence/tensor of numbers.
+
     Reference:
         Yaras et al., *The law of parsimony in gradient descent for learning deep linear
         networks*, 2023, Thm. 1 and its proof; Lecture 6, section 2 (:math:`\rho(t) I_m` block).
@@ -127,13 +133,23 @@ def rho_recursion(
         c = 0.0
 
     def as_tensor(name: str, v: PerRun, low_open: bool, high: float = math.inf) -> Tensor:
-        t = (
-            torch.as_tensor(v, dtype=torch.float64).flatten()
-            if not isinstance(v, numbers.Real)
-            else None
-        )
-        if t is None:
+        if isinstance(v, bool) or isinstance(v, (str, bytes)):
+            raise TypeError(f"{name} must be a number or a (B,) sequence/tensor, got {v!r}")
+        if isinstance(v, numbers.Real):
             t = torch.tensor([float(v)], dtype=torch.float64)
+        else:
+            try:
+                t = torch.as_tensor(v, dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError):
+                raise TypeError(
+                    f"{name} must be a number or a (B,) sequence/tensor of numbers, got {v!r}"
+                ) from None
+            if t.ndim > 1 or t.numel() == 0:
+                raise ValueError(
+                    f"{name} must be a number or a non-empty (B,) sequence/tensor, "
+                    f"got shape {tuple(t.shape)}"
+                )
+            t = t.flatten()
         ok = torch.isfinite(t) & ((t > 0) if low_open else (t >= 0)) & (t < high)
         if not bool(ok.all()):
             raise ValueError(
@@ -143,12 +159,19 @@ def rho_recursion(
         return t
 
     per_run = any(not isinstance(v, numbers.Real) for v in (scale, lr, weight_decay, momentum))
-    eps_, eta, lam, mu = torch.broadcast_tensors(
-        as_tensor("scale", scale, True),
-        as_tensor("lr", lr, True),
-        as_tensor("weight_decay", weight_decay, False),
-        as_tensor("momentum", momentum, False, 1.0),
-    )
+    named = {
+        "scale": as_tensor("scale", scale, True),
+        "lr": as_tensor("lr", lr, True),
+        "weight_decay": as_tensor("weight_decay", weight_decay, False),
+        "momentum": as_tensor("momentum", momentum, False, 1.0),
+    }
+    lengths = {k: t.numel() for k, t in named.items() if t.numel() != 1}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(
+            "the per-run arguments must share one number of runs B, got "
+            + ", ".join(f"{k} with {n}" for k, n in lengths.items())
+        )
+    eps_, eta, lam, mu = torch.broadcast_tensors(*named.values())
     record = set(_record_steps(steps, record_every))
     rho, buf = eps_.clone(), torch.zeros_like(eps_)
     out = []
@@ -161,7 +184,29 @@ def rho_recursion(
         buf = mu * buf + g
         rho = rho - eta * buf
     res = torch.stack(out)  # (T, B)
+    _check_rho_finite(res, record, eta)
     return res if per_run else res[:, 0]
+
+
+def _check_rho_finite(res: Tensor, record: set[int], eta: Tensor) -> None:
+    """Raise, as :func:`lib.dln.train` does, when ρ became non-finite (one check, after the loop).
+
+    A non-finite ρ stays non-finite, and the last step is always recorded, so checking the
+    records finds every divergence; the step named is the first record that is non-finite.
+    """
+    bad = ~torch.isfinite(res)  # (T, B)
+    if not bool(bad.any()):
+        return
+    first = int(bad.any(dim=1).nonzero()[0, 0])
+    step = sorted(record)[first]
+    runs = bad[first].nonzero().flatten().tolist()
+    lrs = ", ".join(f"{v:g}" for v in eta[runs[:5]].tolist()) + (", ..." if len(runs) > 5 else "")
+    raise ValueError(
+        f"rho_recursion diverged: rho became non-finite by step {step} "
+        f"(run{'s' if len(runs) > 1 else ''} {runs[:10]}{'...' if len(runs) > 10 else ''}); "
+        f"the learning rate lr={lrs} is too large for this scale, depth and loss "
+        "(GD on the network would diverge too); lower lr or scale"
+    )
 
 
 def _orth_complement_null(C: Tensor, n: int, rtol: float) -> Tensor:

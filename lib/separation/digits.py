@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from lib import data, metrics
 from lib._checks import check_int as _check_int
+from lib._checks import check_real
 from lib.separation._validate import _check_positive
 from lib.separation.theory import DecayFit, fit_decay
 
@@ -147,6 +149,29 @@ def _digits_model(s: DigitsSetting, g: torch.Generator, dtype: torch.dtype) -> n
     return model
 
 
+def _check_digits_setting(s: DigitsSetting) -> DigitsSetting:
+    """Check every knob of a :class:`DigitsSetting`; integers (NumPy ones too) come back as ``int``."""
+    ints = {name: _check_int(name, getattr(s, name), 1) for name in ("depth", "width", "epochs")}
+    ints["batch_size"] = _check_int("batch_size", s.batch_size, 1)
+    ints["seed"] = _check_int("seed", s.seed, 0)
+    if not isinstance(s.batchnorm, (bool, np.bool_)):
+        raise ValueError(f"batchnorm must be True or False, got {s.batchnorm!r}")
+    if s.batchnorm and ints["batch_size"] < 2:
+        raise ValueError(
+            f"batch_size must be >= 2 with batchnorm=True (BatchNorm needs two samples per "
+            f"batch, so batch_size={s.batch_size!r} would never take a step); raise batch_size "
+            "or set batchnorm=False"
+        )
+    _check_positive("lr", s.lr)
+    momentum = s.momentum
+    if not (isinstance(momentum, numbers.Real) and not isinstance(momentum, bool)) or not (
+        0 <= momentum < 1
+    ):
+        raise ValueError(f"momentum must lie in [0, 1) (a number), got {momentum!r}")
+    check_real("weight_decay", s.weight_decay, 0.0, strict=False)
+    return replace(s, **ints)
+
+
 def train_digits_mlp(
     setting: DigitsSetting = DigitsSetting(),
     dtype: torch.dtype = torch.float64,
@@ -172,6 +197,10 @@ def train_digits_mlp(
     Returns:
         A :class:`DigitsRun`.
 
+    Raises:
+        ValueError: a bad knob of ``setting``, naming it; ``batch_size < 2`` with BatchNorm
+            (BatchNorm cannot use one-sample batches, so no step would ever be taken).
+
     Reference:
         He & Su, *A law of data separation in deep learning*, PNAS 2023 (Fig. 1 set-up, on
         Fashion-MNIST there).
@@ -183,16 +212,7 @@ def train_digits_mlp(
     """
     if not isinstance(setting, DigitsSetting):
         raise ValueError(f"setting must be a DigitsSetting, got {type(setting).__name__}")
-    s = setting
-    for name in ("depth", "width", "epochs", "batch_size"):
-        _check_int(name, getattr(s, name), 1)
-    _check_int("seed", s.seed, 0)
-    _check_positive("lr", s.lr)
-    if not (0 <= s.momentum < 1 and s.weight_decay >= 0):
-        raise ValueError(
-            f"momentum must lie in [0, 1) and weight_decay be >= 0, got {s.momentum!r}, "
-            f"{s.weight_decay!r}"
-        )
+    s = _check_digits_setting(setting)
     g = torch.Generator().manual_seed(s.seed)
     Xtr, ytr, Xte, yte = load_digits(s.test_fraction, g, dtype)
     Xtr, ytr, Xte, yte = (t.to(device) for t in (Xtr, ytr, Xte, yte))
