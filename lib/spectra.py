@@ -52,6 +52,27 @@ def _check_matrix(name: str, W: object, min_ndim: int = 2) -> Tensor:
     return W
 
 
+def _check_orthonormal(name: str, Q: Tensor) -> None:
+    r"""Raise unless the columns of ``Q`` ``(..., n, k)`` are orthonormal to rounding.
+
+    Accepts :math:`\|Q^\top Q - I\|_F \le 100\,\varepsilon\,k\sqrt n` (``ε`` of ``Q``'s dtype,
+    the rounding of ``k^2`` inner products of length ``n`` with a margin of 100) in every batch
+    entry; NaN/Inf fail too. One host synchronisation, at entry.
+    """
+    n, k = Q.shape[-2:]
+    if k == 0 or Q.numel() == 0:
+        return
+    eye = torch.eye(k, dtype=Q.dtype, device=Q.device)
+    err = float(torch.linalg.matrix_norm(Q.mT @ Q - eye).max())
+    tol = 100 * torch.finfo(Q.dtype).eps * k * max(1.0, n**0.5)
+    if not err <= tol:  # also catches NaN
+        raise ValueError(
+            f"{name} must have orthonormal columns (principal angles are defined for orthonormal "
+            f"bases); got ||{name}^T {name} - I||_F = {err:.3g} > {tol:.3g}. Orthonormalise it "
+            f"first: {name} = torch.linalg.qr({name}).Q"
+        )
+
+
 def _check_tol(name: str, tol: object) -> float:
     return check_real(name, tol, 0.0, strict=False)
 
@@ -167,7 +188,8 @@ def principal_angles(A: Tensor, B: Tensor) -> Tensor:
     small and large angles alike (Knyazev & Argentati 2002).
 
     Args:
-        A: ``(..., n, p)`` with orthonormal columns.
+        A: ``(..., n, p)`` with orthonormal columns (checked: a ``ValueError`` names the
+            argument otherwise; orthonormalise a spanning set with ``torch.linalg.qr(A).Q``).
         B: ``(..., n, q)`` with orthonormal columns, batch-broadcastable with ``A``.
 
     Returns:
@@ -188,6 +210,8 @@ def principal_angles(A: Tensor, B: Tensor) -> Tensor:
         raise ValueError(
             f"A and B must live in the same space: {A.shape[-2]} vs {B.shape[-2]} rows"
         )
+    _check_orthonormal("A", A)
+    _check_orthonormal("B", B)
     if A.shape[-1] < B.shape[-1]:
         A, B = B, A  # p >= q
     q = B.shape[-1]
@@ -209,7 +233,7 @@ def largest_principal_angle(A: Tensor, B: Tensor) -> Tensor:
     subspaces do not move".
 
     Args:
-        A: ``(..., n, p)`` with orthonormal columns.
+        A: ``(..., n, p)`` with orthonormal columns (checked, as in :func:`principal_angles`).
         B: ``(..., n, q)`` with orthonormal columns.
 
     Returns:
@@ -257,7 +281,9 @@ def coinciding_singular_values(S: Tensor, tol: float = 1e-10) -> Cluster:
     every step (square layers, whitened data), with spread at rounding level in float64.
 
     Args:
-        S: ``(..., k)`` singular values in descending order (from :func:`singular_values`).
+        S: ``(..., k)`` finite singular values in descending order (from
+            :func:`singular_values`); ascending or unsorted input raises a ``ValueError`` (it
+            means something other than ``svdvals`` output was passed).
         tol: absolute width of the interval (``>= 0``).
 
     Returns:
@@ -276,6 +302,17 @@ def coinciding_singular_values(S: Tensor, tol: float = 1e-10) -> Cluster:
     k = S.shape[-1]
     if k == 0:
         raise ValueError("S is empty")
+    if not bool(torch.isfinite(S).all()):
+        raise ValueError(
+            f"S contains {int((~torch.isfinite(S)).sum())} non-finite value(s) (NaN or Inf); "
+            "the SVD came from a diverged matrix"
+        )
+    if not bool((S[..., :-1] >= S[..., 1:]).all()):
+        raise ValueError(
+            "S must be in descending order (largest first), as torch.linalg.svdvals and "
+            "singular_values return it; got an ascending or unsorted S. Pass singular values, "
+            "e.g. S.sort(dim=-1, descending=True).values if the order is all that is wrong"
+        )
     a = S.flip(-1).contiguous()  # ascending (..., k)
     idx = torch.arange(k, device=S.device)
     # for each i: the number of j >= i with a_j <= a_i + tol

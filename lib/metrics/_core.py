@@ -41,7 +41,17 @@ def _check_features(features: object, what: str = "features") -> Tensor:
         )
     if features.is_complex():
         raise ValueError(f"{what} must be real, got dtype {features.dtype}")
+    _check_not_meta(what, features)
     return features
+
+
+def _check_not_meta(what: str, tensor: Tensor) -> None:
+    """Refuse a ``meta`` tensor (shape only, no data): no metric can be computed from it."""
+    if tensor.is_meta:
+        raise ValueError(
+            f"{what} is a 'meta' tensor (a shape without data), so nothing can be measured; "
+            "pass the tensor with its values, on 'cpu' or an accelerator"
+        )
 
 
 def _check_finite(features: Tensor, accumulated: Tensor) -> None:
@@ -63,6 +73,7 @@ def _check_labels(labels: object, num_rows: int, device: torch.device) -> Tensor
         )
     if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
         raise ValueError(f"labels must be integers (e.g. torch.long), got dtype {labels.dtype}")
+    _check_not_meta("labels", labels)
     if labels.ndim != 1 or labels.shape[0] != num_rows:
         raise ValueError(
             f"shape mismatch: features have {num_rows} rows but labels have shape "
@@ -218,6 +229,19 @@ def _pinv_factor(means: Tensor, counts: Tensor, variant: str) -> Tensor:
     tol = max(K, p) * torch.finfo(means.dtype).eps * scale
     keep = S > tol
     return V[:, keep] / S[keep]  # (p, r)
+
+
+def _means_coincide(means: Tensor, counts: Tensor) -> Tensor:
+    r"""0-dim bool tensor: are all class means equal up to rounding (:math:`\Sigma_B = 0`)?
+
+    True when :math:`\frac1K\sum_k\|\bar h_k-h_G\|^2 \le (\max(K,p)\,\varepsilon)^2
+    \frac1K\sum_k\|\bar h_k\|^2`, the squared-Frobenius form of :func:`nc1`'s cutoff: a
+    between-class spread at rounding level is no spread. No host synchronisation.
+    """
+    K, p = means.shape
+    spread = _centred_means(means, counts).square().sum()
+    scale = means.square().sum() * (max(K, p) * torch.finfo(means.dtype).eps) ** 2
+    return spread <= scale
 
 
 def _class_statistics(H: Tensor, y: Tensor, K: int) -> tuple[Tensor, Tensor]:

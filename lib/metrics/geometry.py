@@ -1,5 +1,11 @@
 r"""Neural collapse beyond NC1: simplex ETF of the class means (NC2), self-duality (NC3),
 nearest class-centre decisions (NC4).
+
+**Degenerate data.** :func:`nc2`, :func:`equinorm`, :func:`equiangularity` and :func:`nc3`
+compare the *directions* of the centred class means. When all class means coincide (up to
+rounding, the test of :func:`~lib.metrics.trace_ratio`) those directions do not exist and the
+result is ``nan`` -- never a small number that reads as collapse. :func:`nc4` stays defined
+(ties go to the smaller class index). Classifier weights and biases must be finite.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ from torch import Tensor
 from lib._checks import check_option as _check_option
 from lib.metrics._core import (
     _centred_means,
+    _check_not_meta,
     _chunks_as,
     _class_statistics,
+    _means_coincide,
     _prepare,
     _result_dtype,
 )
@@ -28,11 +36,17 @@ def _simplex_gram(K: int, like: Tensor) -> Tensor:
 
 def _centred_class_means(
     features: Tensor, labels: Tensor, num_classes: int | None
-) -> tuple[Tensor, torch.dtype]:
-    """Centred class means (K, p) in the compute dtype, and the dtype results are returned in."""
+) -> tuple[Tensor, torch.dtype, Tensor]:
+    """Centred class means (K, p) in the compute dtype, the dtype results are returned in, and
+    the 0-dim bool "all class means coincide" (results are then ``nan``)."""
     H, y, K = _prepare(features, labels, num_classes)
     means, counts = _class_statistics(H, y, K)
-    return _centred_means(means, counts), _result_dtype(H)
+    return _centred_means(means, counts), _result_dtype(H), _means_coincide(means, counts)
+
+
+def _nan_if(degenerate: Tensor, value: Tensor, dtype: torch.dtype) -> Tensor:
+    """``value`` in ``dtype``, or ``nan`` where the class means coincide (no host sync)."""
+    return torch.where(degenerate, torch.nan, value).to(dtype)
 
 
 def nc2(features: Tensor, labels: Tensor, num_classes: int | None = None) -> Tensor:
@@ -52,7 +66,8 @@ def nc2(features: Tensor, labels: Tensor, num_classes: int | None = None) -> Ten
         num_classes: ``K``; defaults to ``max(y) + 1``.
 
     Returns:
-        0-dim tensor on the features' device, in their dtype.
+        0-dim tensor on the features' device, in their dtype; ``nan`` if all class means
+        coincide (see the module docstring).
 
     Reference:
         Zhu et al., NeurIPS 2021 (the :math:`\mathcal{NC}_2` metric, applied to the class means);
@@ -63,10 +78,10 @@ def nc2(features: Tensor, labels: Tensor, num_classes: int | None = None) -> Ten
         >>> bool(nc2(H, torch.tensor([0, 1, 2])) < 1e-6)  # a triangle is a 3-simplex ETF
         True
     """
-    M, dtype = _centred_class_means(features, labels, num_classes)  # (K, p)
+    M, dtype, degenerate = _centred_class_means(features, labels, num_classes)  # (K, p)
     G = M @ M.mT  # (K, K)
     value = (G / G.norm() - _simplex_gram(M.shape[0], M)).norm()
-    return value.to(dtype)
+    return _nan_if(degenerate, value, dtype)
 
 
 def equinorm(features: Tensor, labels: Tensor, num_classes: int | None = None) -> Tensor:
@@ -83,7 +98,8 @@ def equinorm(features: Tensor, labels: Tensor, num_classes: int | None = None) -
         num_classes: ``K``; defaults to ``max(y) + 1``.
 
     Returns:
-        0-dim tensor on the features' device, in their dtype.
+        0-dim tensor on the features' device, in their dtype; ``nan`` if all class means
+        coincide (see the module docstring).
 
     Reference:
         Papyan, Han & Donoho, PNAS 2020, Fig. 2 (equinorm of class means).
@@ -93,9 +109,9 @@ def equinorm(features: Tensor, labels: Tensor, num_classes: int | None = None) -
         >>> equinorm(H, torch.tensor([0, 1, 2, 3]))
         tensor(0.5774)
     """
-    M, dtype = _centred_class_means(features, labels, num_classes)  # (K, p)
+    M, dtype, degenerate = _centred_class_means(features, labels, num_classes)  # (K, p)
     norms = M.norm(dim=1)  # (K,)
-    return (norms.std() / norms.mean()).to(dtype)
+    return _nan_if(degenerate, norms.std() / norms.mean(), dtype)
 
 
 def equiangularity(
@@ -122,7 +138,8 @@ def equiangularity(
             maximal :math:`\arccos(-1/(K-1))`, Papyan et al. Fig. 4).
 
     Returns:
-        0-dim tensor on the features' device, in their dtype.
+        0-dim tensor on the features' device, in their dtype; ``nan`` if all class means
+        coincide (see the module docstring).
 
     Reference:
         Papyan, Han & Donoho, PNAS 2020, Figs. 3 and 4.
@@ -133,7 +150,7 @@ def equiangularity(
         True
     """
     _check_option("measure", measure, ("std", "simplex"))
-    M, dtype = _centred_class_means(features, labels, num_classes)  # (K, p)
+    M, dtype, degenerate = _centred_class_means(features, labels, num_classes)  # (K, p)
     K = M.shape[0]
     if measure == "std" and K < 3:
         raise ValueError("equiangularity(measure='std') needs K >= 3 (one pair has no spread)")
@@ -141,7 +158,7 @@ def equiangularity(
     i, j = torch.triu_indices(K, K, offset=1, device=M.device)
     cos = (U[i] * U[j]).sum(dim=1)  # (K(K-1)/2,)
     value = cos.std() if measure == "std" else (cos + 1.0 / (K - 1)).abs().mean()
-    return value.to(dtype)
+    return _nan_if(degenerate, value, dtype)
 
 
 def _check_classifier(weight: object, K: int, p: int, bias: object = None) -> None:
@@ -153,6 +170,19 @@ def _check_classifier(weight: object, K: int, p: int, bias: object = None) -> No
     if bias is not None and (not isinstance(bias, Tensor) or tuple(bias.shape) != (K,)):
         shape = tuple(bias.shape) if isinstance(bias, Tensor) else type(bias).__name__
         raise ValueError(f"bias must have shape (K,) = ({K},); got {shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is None:
+            continue
+        if t.is_complex() or t.dtype == torch.bool:
+            raise ValueError(f"{name} must be real numbers, got dtype {t.dtype}")
+        _check_not_meta(name, t)
+        bad = int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0
+        if bad:
+            raise ValueError(
+                f"{name} contains {bad} non-finite value(s) (NaN or Inf): the classifier has "
+                "diverged, so its decisions mean nothing; check the training run (learning "
+                "rate, loss) before measuring collapse"
+            )
 
 
 def nc3(
@@ -183,7 +213,8 @@ def nc3(
             (Zhu et al.'s :math:`\mathcal{NC}_3`, the ``W``-``H`` relation, in ``[0, 2]``).
 
     Returns:
-        0-dim tensor on the features' device, in their dtype.
+        0-dim tensor on the features' device, in their dtype; ``nan`` if all class means
+        coincide (see the module docstring).
 
     Reference:
         Papyan, Han & Donoho, PNAS 2020, Fig. 5; Zhu et al., NeurIPS 2021 (metric
@@ -195,7 +226,7 @@ def nc3(
         tensor(0.)
     """
     _check_option("measure", measure, ("duality", "etf"))
-    M, dtype = _centred_class_means(features, labels, num_classes)  # (K, p)
+    M, dtype, degenerate = _centred_class_means(features, labels, num_classes)  # (K, p)
     _check_classifier(weight, *M.shape)
     W = weight.detach().to(device=M.device, dtype=M.dtype)  # (K, p)
     if measure == "duality":
@@ -203,7 +234,7 @@ def nc3(
     else:
         WM = W @ M.mT  # (K, K)
         value = (WM / WM.norm() - _simplex_gram(M.shape[0], M)).norm()
-    return value.to(dtype)
+    return _nan_if(degenerate, value, dtype)
 
 
 def nc4(

@@ -19,6 +19,7 @@ from lib.metrics._core import (
     _check_nonempty,
     _check_range,
     _compute_dtype,
+    _means_coincide,
     _pinv_factor,
     _result_dtype,
     _within_sums,
@@ -40,6 +41,9 @@ class CollapseAccumulator:
     of floating-point additions. Memory is :math:`O(pK)`. Both passes must see the same samples
     (any order and batching; no random augmentation): pass 2's class counts are checked against
     pass 1's. State lives on the device of the first batch; later batches are moved there.
+    Degenerate data gets the in-memory functions' answers: when all class means coincide,
+    :meth:`nc1` is 0 and :meth:`trace_ratio` is ``inf`` (see :func:`trace_ratio`). Features may
+    have any floating dtype, float16 and bfloat16 included (accumulated in float64).
 
     Args:
         num_classes: ``K >= 2``.
@@ -49,6 +53,7 @@ class CollapseAccumulator:
         Lecture 6; the exact low-rank evaluation of :func:`nc1`.
 
     Example:
+        >>> from lib.metrics import nc1
         >>> H = torch.randn(12, 5, dtype=torch.float64)
         >>> y = torch.arange(12) % 3
         >>> batches = [(H[:5], y[:5]), (H[5:], y[5:])]
@@ -156,7 +161,10 @@ class CollapseAccumulator:
         if self.variant == "papyan":
             value = value / self.num_classes
         between = _centred_means(self._means, self._counts).square().sum() / self.num_classes
-        return value, self._total / N / between
+        ratio = torch.where(
+            _means_coincide(self._means, self._counts), torch.inf, self._total / N / between
+        )
+        return value, ratio
 
     def nc1(self) -> Tensor:
         """:func:`nc1` of all the data; 0-dim tensor in the first batch's dtype."""

@@ -9,6 +9,7 @@ The functions behind the lecture's "measure of variability collapse":
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from lib._checks import check_option as _check_option
@@ -18,6 +19,7 @@ from lib.metrics._core import (
     _centred_means,
     _chunks_as,
     _class_statistics,
+    _means_coincide,
     _pinv_factor,
     _prepare,
     _result_dtype,
@@ -32,7 +34,8 @@ def class_means(features: Tensor, labels: Tensor, num_classes: int | None = None
         \bar{\boldsymbol h}_k = \frac{1}{n_k}\sum_{i:\,y_i=k}\boldsymbol h_i,\qquad k=0,\dots,K-1.
 
     Args:
-        features: ``H`` of shape ``(N, p)``, one sample per row.
+        features: ``H`` of shape ``(N, p)``, one sample per row, any real dtype (float16 and
+            bfloat16 included: every metric accumulates in float64 and rounds once on return).
         labels: ``y`` of shape ``(N,)``, integers in ``[0, K)``.
         num_classes: ``K``; defaults to ``max(y) + 1``. Every class needs a sample.
 
@@ -152,14 +155,16 @@ def nc1(
     **Pseudo-inverse cutoff.** A singular value :math:`s_i` of :math:`\boldsymbol F` is kept when
     :math:`s_i > \max(K, p)\,\varepsilon\,\max\big(s_1, (\sum_k w_k\|\bar{\boldsymbol h}_k\|^2)^{1/2}\big)`
     (:math:`w_k` the class weights of :math:`\boldsymbol\Sigma_B`, :math:`\varepsilon` the float64
-    machine epsilon). If every value is cut (all class means equal), the result is 0, as the
-    definition says, and :func:`trace_ratio` is ``inf``. Why this rule, and how it compares with
+    machine epsilon). If every value is cut (all class means equal, up to rounding, so
+    :math:`\boldsymbol\Sigma_B = 0`), the result is 0, as the definition says
+    (:math:`\boldsymbol 0^\dagger = \boldsymbol 0`) -- even when all features are identical;
+    read it together with :func:`trace_ratio`, which is ``inf`` there (no separation). Why this rule, and how it compares with
     the dense ``pinv``: book, Notation page, Notes § "The pseudo-inverse cutoff of NC1".
 
     Args:
-        features: ``H`` of shape ``(N, p)``, any floating dtype. Accumulated in float64 (float32 on
-            MPS), so float32 features give the float64 value of their exact entries, rounded once
-            to float32 on return.
+        features: ``H`` of shape ``(N, p)``, any real dtype (float16 and bfloat16 included).
+            Accumulated in float64 (float32 on MPS), so float32 features give the float64 value
+            of their exact entries, rounded once to float32 on return.
         labels: ``y`` of shape ``(N,)``, integers in ``[0, K)``, on any device.
         num_classes: ``K``; defaults to ``max(y) + 1``. Every class needs a sample.
         variant: ``"lecture"`` (default) is the lecture's and Papyan, Han & Donoho's
@@ -209,11 +214,18 @@ def trace_ratio(features: Tensor, labels: Tensor, num_classes: int | None = None
 
     computed in :math:`O(Np)` by two passes (class means, then residuals), never by expanding
     :math:`\sum\|h\|^2 - \ldots`, which cancels catastrophically once features collapse. For
-    orthonormal features with ``n`` samples per class, :math:`D=(1-1/n)/(1/n-1/N)`. ``inf`` when all
-    class means coincide.
+    orthonormal features with ``n`` samples per class, :math:`D=(1-1/n)/(1/n-1/N)`.
+
+    **Zero between-class spread.** When all class means coincide up to rounding
+    (:math:`\frac1K\sum_k\|\bar{\boldsymbol h}_k-\boldsymbol h_G\|^2 \le
+    (\max(K,p)\,\varepsilon)^2\,\frac1K\sum_k\|\bar{\boldsymbol h}_k\|^2`, the scale of
+    :func:`nc1`'s cutoff) the result is ``inf``: the classes are not separated at all. This holds
+    even when :math:`\operatorname{tr}\boldsymbol\Sigma_W = 0` too (all features identical),
+    where the quotient would be 0/0: "no separation" is never reported as NaN or as a small value.
 
     Args:
-        features: ``H`` of shape ``(N, p)``, any floating dtype; computed in float64.
+        features: ``H`` of shape ``(N, p)``, any real dtype (float16 and bfloat16 included);
+            computed in float64.
         labels: ``y`` of shape ``(N,)``, integers in ``[0, K)``.
         num_classes: ``K``; defaults to ``max(y) + 1``.
 
@@ -233,4 +245,5 @@ def trace_ratio(features: Tensor, labels: Tensor, num_classes: int | None = None
     means, counts = _class_statistics(H, y, K)
     total, _ = _within_sums(H, y, means, means.new_zeros(H.shape[1], 0))
     between = _centred_means(means, counts).square().sum() / K
-    return (total / H.shape[0] / between).to(_result_dtype(H))
+    value = torch.where(_means_coincide(means, counts), torch.inf, total / H.shape[0] / between)
+    return value.to(_result_dtype(H))

@@ -421,8 +421,10 @@ def check_law(
 def floor_small(value: float | Tensor, floor: float = 1e-10) -> float | str:
     """``value`` as a float, or the text ``"< floor"`` when it is below ``floor``.
 
-    Values at rounding level (``3.1e-15`` here, ``2.9e-15`` with another BLAS thread count) are
-    not reproducible digit for digit; printing the bound instead keeps stored outputs stable.
+    NaN and infinities are returned as they are (``float('nan')``, ``inf``): a diverged
+    measurement must stay visible, never turn into the bound. Values at rounding level
+    (``3.1e-15`` here, ``2.9e-15`` with another BLAS thread count) are not reproducible digit
+    for digit; printing the bound instead keeps stored outputs stable.
 
     Args:
         value: a number or a 0-dim tensor (``>= 0``).
@@ -430,14 +432,14 @@ def floor_small(value: float | Tensor, floor: float = 1e-10) -> float | str:
 
     Returns:
         ``float(value)``, or the text ``"< 1e-10"`` (``floor`` written without a zero-padded
-        exponent).
+        exponent); ``nan``/``inf``/``-inf`` unchanged.
 
     Example:
         >>> floor_small(3e-15), floor_small(0.25), floor_small(1e-9, 1e-8)
         ('< 1e-10', 0.25, '< 1e-8')
     """
     v = float(value)
-    if v >= floor:
+    if v >= floor or not abs(v) < float("inf"):  # NaN and ±inf stay visible
         return v
     mantissa, exponent = f"{floor:e}".split("e")
     bound = f"{float(mantissa):g}e{int(exponent)}" if floor < 1e-3 else f"{floor:g}"

@@ -1,0 +1,306 @@
+"""Bad and degenerate inputs of lib.metrics, lib.spectra, lib.runtime.format_value and
+lib.parsimony.floor_small (issue 15): errors name the argument, NaN never reads as success,
+degenerate valid data gets its one documented answer, valid edge inputs are accepted."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lib import parsimony, runtime, spectra
+from lib.metrics import (
+    CollapseAccumulator,
+    class_means,
+    equiangularity,
+    equinorm,
+    nc1,
+    nc2,
+    nc3,
+    nc4,
+    trace_ratio,
+)
+
+F64 = torch.float64
+NAN, INF = float("nan"), float("inf")
+
+
+def _data(dtype=F64):
+    g = torch.Generator().manual_seed(0)
+    H = torch.randn(30, 5, generator=g, dtype=F64).to(dtype)  # (N, p)
+    y = torch.arange(30) % 3
+    return H, y
+
+
+def _weight(dtype=F64):
+    return torch.randn(3, 5, generator=torch.Generator().manual_seed(1), dtype=F64).to(dtype)
+
+
+# ------------------------------------------------------------------------------------------
+# 1. floor_small and format_value keep NaN / inf visible
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", [NAN, INF, -INF, torch.tensor(NAN, dtype=F64), np.float64(NAN), torch.tensor(INF)]
+)
+def test_floor_small_keeps_non_finite_visible(value):
+    out = parsimony.floor_small(value, 1e-10)
+    assert isinstance(out, float) and not math.isfinite(out)
+    assert math.isnan(out) == math.isnan(float(value))
+    assert out == float(value) or math.isnan(out)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (NAN, "nan"),
+        (INF, "inf"),
+        (-INF, "-inf"),
+        (torch.tensor(NAN), "nan"),
+        (torch.tensor(INF, dtype=F64), "inf"),
+        (np.float32(NAN), "nan"),
+        (np.float64(-INF), "-inf"),
+    ],
+)
+def test_format_value_shows_non_finite(value, text):
+    assert runtime.format_value(value) == text
+    assert runtime.format_report(x=value) == f"x  {text}"
+
+
+# ------------------------------------------------------------------------------------------
+# 2. non-finite classifiers are refused
+# ------------------------------------------------------------------------------------------
+
+
+def _poisoned(value, index=(0, 0)):
+    W = _weight()
+    W[index] = value
+    return W
+
+
+CLASSIFIER_ERRORS = [
+    ("nc4-weight-nan", lambda H, y: nc4(H, y, _poisoned(NAN)), "weight"),
+    ("nc4-weight-inf", lambda H, y: nc4(H, y, _poisoned(INF)), "weight"),
+    ("nc4-weight-all-nan", lambda H, y: nc4(H, y, torch.full((3, 5), NAN)), "weight"),
+    ("nc4-bias-nan", lambda H, y: nc4(H, y, _weight(), torch.tensor([0.0, NAN, 0.0])), "bias"),
+    ("nc4-bias-inf", lambda H, y: nc4(H, y, _weight(), torch.tensor([-INF, 0.0, 0.0])), "bias"),
+    ("nc3-duality-nan", lambda H, y: nc3(H, y, _poisoned(NAN)), "weight"),
+    ("nc3-etf-inf", lambda H, y: nc3(H, y, _poisoned(-INF), measure="etf"), "weight"),
+    ("nc4-weight-meta", lambda H, y: nc4(H, y, torch.empty(3, 5, device="meta")), "weight"),
+    ("nc3-weight-complex", lambda H, y: nc3(H, y, _weight().to(torch.complex128)), "weight"),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "name"), [c[1:] for c in CLASSIFIER_ERRORS], ids=[c[0] for c in CLASSIFIER_ERRORS]
+)
+def test_bad_classifier_is_refused(call, name):
+    H, y = _data()
+    with pytest.raises(ValueError, match=rf"^{name} "):
+        call(H, y)
+
+
+# ------------------------------------------------------------------------------------------
+# 3. zero between-class spread: one documented answer everywhere
+# ------------------------------------------------------------------------------------------
+
+
+def _identical_features(dtype):
+    """All features equal (0.1 is inexact, and class sizes differ): tr Σ_W = tr Σ_B = 0."""
+    return torch.full((7, 4), 0.1, dtype=dtype), torch.tensor([0, 0, 0, 1, 1, 2, 2])
+
+
+def _equal_means(dtype):
+    """Within-class spread, but every class mean is the same point: tr Σ_B = 0 < tr Σ_W."""
+    base = torch.tensor([[1.0, -2.0, 0.5], [-1.0, 2.0, -0.5]], dtype=F64) + 3.0
+    H = torch.cat([base, base, base]).to(dtype)  # (6, 3), mean of every class = 3
+    return H, torch.tensor([0, 0, 1, 1, 2, 2])
+
+
+DEGENERATE = {"identical": _identical_features, "equal-means": _equal_means}
+
+
+def _accumulate(H, y, K):
+    acc = CollapseAccumulator(num_classes=K)
+    for rows in (slice(0, 2), slice(2, None)):
+        acc.update_means(H[rows], y[rows])
+    for rows in (slice(0, 3), slice(3, None)):
+        acc.update_within(H[rows], y[rows])
+    return acc
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+@pytest.mark.parametrize("case", list(DEGENERATE))
+def test_zero_between_spread_documented_values(case, dtype):
+    H, y = DEGENERATE[case](dtype)
+    K = int(y.max()) + 1
+    assert float(nc1(H, y)) == 0.0  # Σ_B^† = 0 by the pseudo-inverse's definition
+    assert float(nc1(H, y, variant="he_su")) == 0.0
+    assert float(trace_ratio(H, y)) == INF  # no separation, never NaN (0/0) or small
+    acc = _accumulate(H, y, K)
+    assert float(acc.nc1()) == 0.0 and float(acc.trace_ratio()) == INF
+    assert acc.nc1().dtype == dtype and trace_ratio(H, y).dtype == dtype
+    W = torch.ones(K, H.shape[1], dtype=dtype)
+    for value in (
+        nc2(H, y),
+        equinorm(H, y),
+        equiangularity(H, y),
+        equiangularity(H, y, measure="simplex"),
+        nc3(H, y, W),
+        nc3(H, y, W, measure="etf"),
+    ):
+        assert math.isnan(float(value))  # the class-mean geometry is undefined
+    assert 0.0 <= float(nc4(H, y, W)) <= 1.0  # still defined: ties go to class 0
+
+
+def test_nondegenerate_trace_ratio_unchanged():
+    H = torch.eye(6, dtype=F64)
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    assert float(trace_ratio(H, y)) == 1.5  # the docstring's closed form, bit for bit
+    acc = _accumulate(H, y, 3)
+    assert torch.equal(acc.trace_ratio(), trace_ratio(H, y))
+
+
+# ------------------------------------------------------------------------------------------
+# 4. principal angles need orthonormal bases
+# ------------------------------------------------------------------------------------------
+
+
+def _basis(n=6, k=2, dtype=F64):
+    A = torch.randn(n, k, generator=torch.Generator().manual_seed(2), dtype=F64)
+    return torch.linalg.qr(A).Q.to(dtype)
+
+
+BASIS_ERRORS = [
+    ("scaled-A", lambda: spectra.principal_angles(2 * _basis(), _basis()), "A"),
+    ("scaled-B", lambda: spectra.principal_angles(_basis(), 3 * _basis()), "B"),
+    ("raw-span", lambda: spectra.principal_angles(_basis() @ torch.tensor([[1.0, 1], [0, 1]], dtype=F64), _basis()), "A"),
+    ("nan-A", lambda: spectra.principal_angles(_basis().fill_(NAN), _basis()), "A"),
+    ("largest-B", lambda: spectra.largest_principal_angle(_basis(), _basis() * 1.001), "B"),
+    ("batched-B", lambda: spectra.principal_angles(_basis(), torch.stack([_basis(), 2 * _basis()])), "B"),
+    ("float32-A", lambda: spectra.largest_principal_angle(2 * _basis(dtype=torch.float32), _basis(dtype=torch.float32)), "A"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("call", "name"), [c[1:] for c in BASIS_ERRORS], ids=[c[0] for c in BASIS_ERRORS]
+)
+def test_non_orthonormal_basis_is_refused(call, name):
+    with pytest.raises(ValueError, match=rf"^{name} must have orthonormal columns.*linalg\.qr"):
+        call()
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+def test_orthonormal_bases_accepted(dtype):
+    M = torch.randn(40, 40, generator=torch.Generator().manual_seed(3), dtype=F64).to(dtype)
+    U, _, Vh = torch.linalg.svd(M)
+    assert float(spectra.largest_principal_angle(U[:, :10], U[:, :10].flip(-1))) < 1e-3
+    assert float(spectra.largest_principal_angle(Vh[:10].mT, Vh[:10].mT)) < 1e-3  # non-contiguous
+    assert not Vh[:10].mT.is_contiguous()
+
+
+# ------------------------------------------------------------------------------------------
+# 5. coinciding_singular_values needs descending, finite S
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "S",
+    [
+        torch.tensor([0.5, 1.0, 1.0, 1.0, 3.0]),  # ascending: svdvals flipped
+        torch.tensor([3.0, 0.5, 1.0, 1.0]),  # unsorted
+        torch.tensor([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]], dtype=F64),  # one batch row ascending
+        torch.tensor([3.0, NAN, 1.0]),
+        torch.tensor([INF, 2.0, 1.0]),
+    ],
+    ids=["ascending", "unsorted", "batched-ascending", "nan", "inf"],
+)
+def test_bad_singular_values_refused(S):
+    with pytest.raises(ValueError, match=r"^S "):
+        spectra.coinciding_singular_values(S, tol=1e-6)
+
+
+@pytest.mark.parametrize("tol", [1e-6, np.float64(1e-6), 0])
+def test_descending_singular_values_accepted(tol):
+    S = torch.tensor([[3.0, 1.0, 1.0, 1.0, 0.5]], dtype=F64).mT.contiguous().mT[0]
+    c = spectra.coinciding_singular_values(S, tol=tol)
+    assert int(c.count) == 3 and int(c.start) == 1
+    base = torch.tensor([9.0, 3.0, 3.0, 2.0, 1.0])
+    c = spectra.coinciding_singular_values(base[::2], tol=tol)  # non-contiguous view
+    assert int(c.count) == 1 and int(c.start) == 0
+
+
+# ------------------------------------------------------------------------------------------
+# 6. half-precision features are supported (accumulated in float64)
+# ------------------------------------------------------------------------------------------
+
+HALF_METRICS = {
+    "nc1": nc1,
+    "nc1-papyan": lambda H, y: nc1(H, y, variant="papyan"),
+    "trace_ratio": trace_ratio,
+    "nc2": nc2,
+    "equinorm": equinorm,
+    "equiangularity": equiangularity,
+    "class_means": class_means,
+    "nc3": lambda H, y: nc3(H, y, _weight(H.dtype)),
+    "nc4": lambda H, y: nc4(H, y, _weight(H.dtype), _weight(H.dtype)[:, 0]),
+    "accumulator": lambda H, y: _accumulate(H, y, 3).trace_ratio(),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", list(HALF_METRICS))
+def test_half_features_supported(name, dtype):
+    f = HALF_METRICS[name]
+    H, y = _data(dtype)
+    out = f(H, y)
+    assert out.dtype == dtype
+    # The float64 value of the exactly representable half entries, rounded once.
+    assert torch.equal(out, f(H.to(F64), y).to(dtype))
+
+
+# ------------------------------------------------------------------------------------------
+# 7. meta tensors are refused by name; labels on another device are moved
+# ------------------------------------------------------------------------------------------
+
+META = torch.empty(30, 5, device="meta")
+META_ERRORS = [
+    ("nc1", lambda y: nc1(META, y), "features"),
+    ("trace_ratio", lambda y: trace_ratio(META, y), "features"),
+    ("nc2", lambda y: nc2(META, y), "features"),
+    ("class_means", lambda y: class_means(META, y, 3), "features"),
+    ("nc4", lambda y: nc4(META, y, _weight()), "features"),
+    ("accumulator", lambda y: CollapseAccumulator(3).update_means(META, y), "features"),
+    ("labels", lambda y: nc1(_data()[0], y.to("meta"), 3), "labels"),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "name"), [c[1:] for c in META_ERRORS], ids=[c[0] for c in META_ERRORS]
+)
+def test_meta_tensor_refused(call, name):
+    with pytest.raises(ValueError, match=rf"^{name} is a 'meta' tensor"):
+        call(_data()[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device")
+def test_labels_on_other_device_are_moved():
+    H, y = _data()
+    assert torch.equal(nc1(H.cuda(), y).cpu(), nc1(H.cuda(), y.cuda()).cpu())
+
+
+# ------------------------------------------------------------------------------------------
+# Valid edge inputs stay accepted
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", [nc1, trace_ratio, nc2, equinorm, class_means])
+def test_numpy_num_classes_and_non_contiguous_features_accepted(metric):
+    H, y = _data()
+    Ht = H.mT.contiguous().mT  # same values, column-major
+    assert not Ht.is_contiguous()
+    assert torch.equal(metric(Ht, y, np.int64(3)), metric(H, y, 3))
+    assert torch.equal(metric(H, y.to(torch.int32)), metric(H, y))
