@@ -27,19 +27,45 @@ from lib.transfer.offline import _hub_access
 
 __all__ = ["BACKBONES", "KEY_LAYERS", "SmallResNet", "key_layer", "residual_blocks"]
 
+
+class _UnknownName(KeyError, ValueError):
+    """An unknown name looked up in a table: a ``ValueError`` that listing code still catches
+    as the ``KeyError`` a dict lookup raises."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0])
+
+
+class _NameTable(dict):
+    """A ``dict`` whose unknown keys raise a ``ValueError`` listing the known ones."""
+
+    def __init__(self, what: str, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._what = what
+
+    def __missing__(self, key: object):
+        raise _UnknownName(
+            f"unknown {self._what} {key!r}; allowed values: {', '.join(map(repr, self))}"
+        )
+
+
 Backbone = Literal["small_resnet", "resnet18", "resnet50", "vit_b32", "clip_vit_b32"]
 
 BACKBONES: tuple[str, ...] = ("small_resnet", "resnet18", "resnet50", "vit_b32", "clip_vit_b32")
 
 #: The key intermediate layer fine-tuned by Layer FT / SCL FT (names inside the backbone); each is
-#: ``residual_blocks(encoder)[len(blocks) // 2 - 1]``, the last block of the first half.
-KEY_LAYERS: dict[str, str] = {
-    "small_resnet": "layer2.1",
-    "resnet18": "layer2.1",
-    "resnet50": "layer3.0",
-    "vit_b32": "blocks.5",
-    "clip_vit_b32": "transformer.resblocks.5",
-}
+#: ``residual_blocks(encoder)[len(blocks) // 2 - 1]``, the last block of the first half. An
+#: unknown backbone raises a ``ValueError`` (also a ``KeyError``) listing the known ones.
+KEY_LAYERS: dict[str, str] = _NameTable(
+    "backbone",
+    {
+        "small_resnet": "layer2.1",
+        "resnet18": "layer2.1",
+        "resnet50": "layer3.0",
+        "vit_b32": "blocks.5",
+        "clip_vit_b32": "transformer.resblocks.5",
+    },
+)
 
 # Public checkpoints used with pretrained=True (timm names with tags; open_clip name and tag).
 _TIMM_MODELS = {

@@ -20,10 +20,11 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset
 from torchvision import datasets as tvd
 
+from lib._checks import check_int
 from lib._checks import check_option as _check_option
 from lib.data import digits as _load_digits
 from lib.transfer import offline  # offline._reachable looked up per call: tests stand in for it
-from lib.transfer.backbones import _TIMM_MODELS, BACKBONES, Backbone
+from lib.transfer.backbones import _TIMM_MODELS, BACKBONES, Backbone, _NameTable
 from lib.transfer.offline import OfflineError
 
 __all__ = ["DATASETS", "NUM_CLASSES", "balanced_subset", "load_dataset", "preprocess"]
@@ -40,16 +41,20 @@ DATASETS: tuple[str, ...] = (
     "pet",
 )
 
-#: Classes of each data set (``digits``: digits 5–9; ``digits_source``: digits 0–4).
-NUM_CLASSES: dict[str, int] = {
-    "digits": 5,
-    "digits_source": 5,
-    "cifar10": 10,
-    "cifar100": 100,
-    "aircraft": 100,
-    "dtd": 47,
-    "pet": 37,
-}
+#: Classes of each data set (``digits``: digits 5–9; ``digits_source``: digits 0–4). An unknown
+#: name raises a ``ValueError`` (also a ``KeyError``) listing the known ones.
+NUM_CLASSES: dict[str, int] = _NameTable(
+    "data set",
+    {
+        "digits": 5,
+        "digits_source": 5,
+        "cifar10": 10,
+        "cifar100": 100,
+        "aircraft": 100,
+        "dtd": 47,
+        "pet": 37,
+    },
+)
 
 
 class _LabelledTensors(TensorDataset):
@@ -248,8 +253,9 @@ def balanced_subset(
         >>> len(balanced_subset(load_dataset("digits", "train"), 10))
         50
     """
-    if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
-        raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
+    per_class = check_int("per_class", per_class, 1)
+    if len(data) == 0:
+        raise ValueError("data is empty (0 samples); there is nothing to draw from")
     labels = _labels(data)
     order = torch.randperm(len(labels), generator=generator)
     chosen = [order[labels[order] == k][:per_class] for k in labels.unique().tolist()]

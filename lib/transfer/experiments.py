@@ -13,6 +13,8 @@ Reference:
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -22,9 +24,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from lib._checks import check_int
 from lib._checks import check_option as _check_option
-from lib.transfer.backbones import Backbone
-from lib.transfer.data import NUM_CLASSES, DatasetName, balanced_subset, load_dataset
+from lib.transfer.backbones import BACKBONES, Backbone
+from lib.transfer.data import DATASETS, NUM_CLASSES, DatasetName, balanced_subset, load_dataset
 from lib.transfer.models import METHODS, build
 from lib.transfer.train import FitConfig, TransferResult, fine_tune, fit
 
@@ -39,6 +42,22 @@ __all__ = [
     "rank_correlation",
     "source_models",
 ]
+
+
+def _nonempty(name: str, values: Sequence) -> None:
+    if len(values) == 0:
+        raise ValueError(f"{name} is empty; pass at least one value (the sweep would be empty)")
+
+
+def _check_methods(methods: Sequence[str]) -> None:
+    """``methods``: a non-empty list of distinct names from :data:`METHODS`."""
+    if isinstance(methods, str):
+        raise ValueError(f"methods must be a list of method names, got the string {methods!r}")
+    _nonempty("methods", methods)
+    for method in methods:
+        _check_option("method", method, METHODS)
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"methods must be distinct, got {list(methods)}")
 
 
 def pretrain_source(
@@ -72,9 +91,12 @@ def pretrain_source(
         >>> sorted(weights)
         [0, 1]
     """
+    _check_option("backbone", backbone, BACKBONES)
+    _check_option("dataset", dataset, DATASETS)
+    _nonempty("snapshots", snapshots)
+    for e in snapshots:
+        check_int("snapshots (each)", e, 0)
     wanted = sorted(set(int(e) for e in snapshots))
-    if not wanted or wanted[0] < 0:
-        raise ValueError(f"snapshots must be non-empty epoch counts >= 0, got {list(snapshots)}")
     model = build(backbone, NUM_CLASSES[dataset], "full_ft", device=device)
     train = load_dataset(dataset, "train", backbone)
     weights: dict[int, dict[str, Tensor]] = {}
@@ -133,6 +155,11 @@ def source_models(
         >>> [s.label for s in source_models("resnet50", compare=("resnet18", "resnet50"))]
         ['resnet18', 'resnet50']
     """
+    _check_option("backbone", backbone, BACKBONES)
+    for name in compare:
+        _check_option("compare (each)", name, BACKBONES[1:])
+    if backbone == "small_resnet":
+        _nonempty("lrs", lrs)
     if backbone != "small_resnet":
         names = [name for name in compare if name != backbone] + [backbone]
         return [Source(name, name, True) for name in names]
@@ -152,7 +179,9 @@ def source_models(
 def most_collapsed(sources: Sequence[Source], rows: Sequence[Mapping[str, Any]]) -> Source:
     r"""The source whose features collapse most on the downstream data (smallest :math:`\mathcal{NC}_1`).
 
-    The lecture's message turned into a model-selection rule that needs no test data.
+    The lecture's message turned into a model-selection rule that needs no test data. A NaN
+    ``nc1`` in any row raises ``ValueError`` (a NaN must not win or lose silently); ties go to
+    the first source.
 
     Args:
         sources: as from :func:`source_models`.
@@ -167,7 +196,19 @@ def most_collapsed(sources: Sequence[Source], rows: Sequence[Mapping[str, Any]])
         'b'
     """
     if len(sources) != len(rows) or not rows:
-        raise ValueError("need one collapse_vs_transfer row per source")
+        raise ValueError(
+            "need one collapse_vs_transfer row per source: got "
+            f"{len(sources)} sources and {len(rows)} rows"
+        )
+    for i, row in enumerate(rows):
+        value = row.get("nc1") if isinstance(row, Mapping) else None
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise ValueError(f"rows[{i}]['nc1'] must be a number, got {value!r}")
+        if math.isnan(value):
+            raise ValueError(
+                f"rows[{i}]['nc1'] is NaN (source {sources[i].label!r}): its collapse is unknown, "
+                "so no source can be chosen; recompute that row or drop it with its source"
+            )
     return sources[min(range(len(rows)), key=lambda i: rows[i]["nc1"])]
 
 
@@ -189,8 +230,19 @@ def rank_correlation(x: Sequence[float] | Tensor, y: Sequence[float] | Tensor) -
         tensor(-1., dtype=torch.float64)
     """
     x, y = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64)
-    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
-        raise ValueError("x and y must be 1-D samples of the same length >= 2")
+    for name, v in (("x", x), ("y", y)):
+        if v.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D sample, got shape {tuple(v.shape)}")
+    if x.shape != y.shape or len(x) < 2:
+        raise ValueError(
+            f"x and y must be 1-D samples of the same length >= 2, got lengths {len(x)} and "
+            f"{len(y)}"
+        )
+    for name, v in (("x", x), ("y", y)):
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError(
+                f"{name} contains NaN or inf; ranks of non-finite values are undefined"
+            )
     n = len(x)
     d = x.argsort().argsort().double() - y.argsort().argsort().double()
     return 1 - 6 * d.square().sum() / (n * (n**2 - 1))
@@ -265,6 +317,8 @@ def collapse_vs_transfer(
         >>> sorted(rows[0])
         ['accuracy', 'label', 'nc1']
     """
+    _check_option("dataset", dataset, DATASETS)
+    _nonempty("sources", sources)
     rows = []
     for source in sources:
         train, test = downstream(
@@ -322,8 +376,9 @@ def compare_methods(
         >>> [r.method for r in res]
         ['linear_probe']
     """
-    for method in methods:
-        _check_option("method", method, METHODS)
+    _check_option("backbone", backbone, BACKBONES)
+    _check_option("dataset", dataset, DATASETS)
+    _check_methods(methods)
     train, test = downstream(
         dataset, backbone, per_class=per_class, root=root, image_size=image_size, seed=seed
     )
@@ -378,6 +433,15 @@ def data_size_sweep(
         >>> out["linear_probe"].shape
         torch.Size([1])
     """
+    _check_option("backbone", backbone, BACKBONES)
+    _check_option("dataset", dataset, DATASETS)
+    _nonempty("sizes", sizes)
+    for n in sizes:
+        check_int("sizes (each)", n, 1)
+    _check_methods(methods)
+    _nonempty("seeds", seeds)
+    for seed in seeds:
+        check_int("seeds (each)", seed, -(2**63))
     table = {method: torch.zeros(len(sizes)) for method in methods}
     for i, n in enumerate(sizes):
         for seed in seeds:

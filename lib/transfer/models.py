@@ -80,6 +80,14 @@ class TransferModel(nn.Module):
         self.key_layer = key_layer
         self.normalize = normalize
         self.num_features = head.in_features
+        first_conv = next((m for m in encoder.modules() if isinstance(m, nn.Conv2d)), None)
+        self.in_chans: int | None = first_conv.in_channels if first_conv is not None else None
+        _check_option("method", method, METHODS)
+        if method in ("layer_ft", "scl_ft") and key_layer not in dict(encoder.named_modules()):
+            raise ValueError(
+                f"unknown key_layer {key_layer!r}; allowed values: "
+                f"{', '.join(residual_blocks(encoder))}"
+            )
         self._capture: _Capture | None = None
         if method == "scl_ft":
             self._capture = _Capture()
@@ -130,7 +138,15 @@ class TransferModel(nn.Module):
         return F.pad(s, (0, self.num_features - s.shape[1]))  # (B, p)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Penultimate features ``(B, p)`` of inputs ``x`` (images ``(B, C, H, W)``)."""
+        """Penultimate features ``(B, p)`` of inputs ``x`` (images ``(B, C, H, W)``).
+
+        ``x`` of another rank or channel count raises ``ValueError`` (shape check only, no sync).
+        """
+        if x.ndim != 4 or (self.in_chans is not None and x.shape[1] != self.in_chans):
+            raise ValueError(
+                f"x must be images (B, {self.in_chans}, H, W) for this {self.in_chans}-channel "
+                f"network, got shape {tuple(x.shape)}"
+            )
         h = self.encoder(x)  # (B, p)
         if self._capture is not None:
             h = h + self.skip(self._capture.output)

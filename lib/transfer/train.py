@@ -22,8 +22,17 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from lib._checks import check_int, check_num_classes, check_real
 from lib.layerwise import layer_collapse
 from lib.metrics import nc1
+from lib.transfer._cache import _cache_key, _read_cache
+from lib.transfer._inputs import (
+    _check_images,
+    _check_labels,
+    _check_layers,
+    _check_nonempty,
+    _stop_non_finite,
+)
 from lib.transfer.backbones import Backbone, residual_blocks
 from lib.transfer.models import Method, TransferModel, build, trainable_fraction
 
@@ -42,9 +51,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Fine-tuning hyper-parameters (SGD with momentum, cosine schedule, cross-entropy)."""
+    """Fine-tuning hyper-parameters (SGD with momentum, cosine schedule, cross-entropy).
 
-    epochs: int = 10  # passes over the training data
+    Every field is checked at construction (also by ``dataclasses.replace``); a bad value raises
+    ``ValueError`` (``TypeError`` for a non-bool ``amp``/``progress``) naming the field.
+    ``epochs=0`` is allowed and trains nothing (:func:`fit` returns an empty loss record).
+    """
+
+    epochs: int = 10  # passes over the training data (0: no training)
     batch_size: int = 64  # samples per step
     lr: float = 0.05  # η, peak learning rate (cosine-annealed to 0)
     momentum: float = 0.9  # β
@@ -54,6 +68,22 @@ class FitConfig:
     amp: bool = True  # mixed precision (bfloat16/float16 autocast) on CUDA; ignored on CPU
     progress: bool = True  # tqdm progress bar (on stderr)
     num_workers: int = 0  # DataLoader worker processes
+
+    def __post_init__(self) -> None:
+        for name, low in (("epochs", 0), ("batch_size", 1), ("probe_iters", 1), ("num_workers", 0)):
+            # NumPy integers are stored as int: DataLoader and range() want Python ints
+            object.__setattr__(self, name, check_int(name, getattr(self, name), low))
+        check_real("lr", self.lr, 0.0, strict=True)
+        check_real("momentum", self.momentum, 0.0, strict=False)
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must be < 1 (heavy-ball SGD diverges), got {self.momentum}")
+        check_real("weight_decay", self.weight_decay, 0.0, strict=False)
+        check_real("label_smoothing", self.label_smoothing, 0.0, strict=False)
+        if self.label_smoothing > 1:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {self.label_smoothing}")
+        for name in ("amp", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -110,20 +140,32 @@ def fit(
     Returns:
         Mean training loss per epoch, ``(epochs,)``, on the CPU.
 
+    Raises:
+        ValueError: empty ``data``, images without the model's channels, or (for a
+            :class:`TransferModel`) labels outside ``[0, K)`` — checked once, before training.
+        FloatingPointError: an epoch's mean loss is NaN or inf (checked once per epoch, on the
+            loss already read for the record): the weights are no longer usable.
+
     Example:
         >>> model = build("small_resnet", 5, "linear_probe")
         >>> data = balanced_subset(load_dataset("digits", "train"), 4)
         >>> fit(model, data, FitConfig(epochs=2, progress=False)).shape
         torch.Size([2])
     """
-    if config.epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {config.epochs}")
+    if not isinstance(config, FitConfig):
+        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
     params = [p for p in model.parameters() if p.requires_grad]
     losses = torch.zeros(config.epochs)
     if not params or config.epochs == 0:
         return losses
+    _check_nonempty(data)
+    _check_images(model, data)
+    if isinstance(model, TransferModel):
+        _check_labels(data, model.head.out_features)
     device = _device_of(model)
     loader = _loader(data, config.batch_size, True, generator, config.num_workers)
+    if len(loader) == 0:
+        raise ValueError("data gives no batches (empty data set or DataLoader)")
     optimizer = torch.optim.SGD(
         params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
@@ -152,6 +194,8 @@ def fit(
             running += float(loss.detach()) * len(y)
             count += len(y)
         losses[epoch] = running / max(count, 1)
+        if not math.isfinite(running):
+            _stop_non_finite(epoch, config, params, scaler is not None)
         if callback is not None:
             callback(epoch + 1, model)
     model.eval()
@@ -187,6 +231,10 @@ def extract_features(
         >>> H.shape[1], y.shape == (H.shape[0],)
         (128, True)
     """
+    batch_size = check_int("batch_size", batch_size, 1)
+    num_workers = check_int("num_workers", num_workers, 0)
+    _check_nonempty(data)
+    _check_images(model, data)
     device = _device_of(model)
     was_training = model.training
     model.eval()
@@ -198,6 +246,8 @@ def extract_features(
             feats.append(model.forward_features(x.to(device)).float())  # (B, p)
         labels.append(y.to(device))
     model.train(was_training)
+    if not feats:
+        raise ValueError("data gave no batches; pass a data set with samples")
     return torch.cat(feats), torch.cat(labels)
 
 
@@ -221,7 +271,13 @@ def fit_linear_probe(
         model: a :class:`TransferModel` built with ``method="linear_probe"``.
         data: training ``Dataset`` or ``DataLoader``.
         config: ``weight_decay`` (λ), ``probe_iters``, ``batch_size``, ``amp``, ``progress``.
-        cache: a ``.pt`` file: loaded if it exists, written otherwise.
+        cache: a ``.pt`` file of features. Reused only when it was written for the same model
+            (backbone and a hash of the encoder's weights), the same data (number of samples,
+            image shape, a hash of all labels and of a few images), the same ``batch_size``,
+            ``amp`` and device type, and the same feature-extraction code; otherwise the
+            features are recomputed and the file overwritten. The probe's own settings
+            (``probe_iters``, ``weight_decay``) do not invalidate it: it holds features, not the
+            head. A file that cannot be read raises ``ValueError`` naming it.
 
     Returns:
         The training features ``(H, y)``, ``(N, p)`` and ``(N,)``, on the model's device.
@@ -235,11 +291,18 @@ def fit_linear_probe(
     """
     if getattr(model, "method", None) != "linear_probe":
         raise ValueError("fit_linear_probe needs a model built with method='linear_probe'")
+    if not isinstance(config, FitConfig):
+        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+    _check_nonempty(data)
+    _check_images(model, data)
+    _check_labels(data, model.head.out_features)
     device = _device_of(model)
     path = Path(cache) if cache is not None else None
-    if path is not None and path.exists():
-        stored = torch.load(path, map_location=device)
-        H, y = stored["H"], stored["y"]
+    code = (extract_features, TransferModel.forward_features)  # what computes the features
+    key = _cache_key(model, data, config, device, code) if path is not None else None
+    stored = _read_cache(path, key, device) if path is not None else None
+    if stored is not None:
+        H, y = stored
     else:
         H, y = extract_features(
             model,
@@ -251,7 +314,7 @@ def fit_linear_probe(
         )
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"H": H.cpu(), "y": y.cpu()}, path)
+            torch.save({"key": key, "H": H.cpu(), "y": y.cpu()}, path)
     head = model.head
     optimizer = torch.optim.LBFGS(
         head.parameters(), lr=1.0, max_iter=config.probe_iters, line_search_fn="strong_wolfe"
@@ -273,6 +336,8 @@ def accuracy(
 ) -> Tensor:
     """Top-1 accuracy of ``model`` on ``data`` (eval mode), a 0-dim tensor in ``[0, 1]``.
 
+    Empty ``data`` raises ``ValueError`` (an accuracy of no samples is undefined, not 0).
+
     Args:
         model: any classifier returning logits ``(B, K)``; left in its previous mode afterwards.
         data: ``Dataset`` or ``DataLoader`` of ``(x, y)``, ``x`` moved to the model's device.
@@ -286,6 +351,10 @@ def accuracy(
         >>> float(accuracy(build("small_resnet", 5, "full_ft"), load_dataset("digits", "test"))) <= 1
         True
     """
+    batch_size = check_int("batch_size", batch_size, 1)
+    num_workers = check_int("num_workers", num_workers, 0)
+    _check_nonempty(data)
+    _check_images(model, data)
     device = _device_of(model)
     was_training = model.training
     model.eval()
@@ -296,7 +365,9 @@ def accuracy(
         correct += (model(x.to(device)).argmax(dim=1) == y).sum()
         count += len(y)
     model.train(was_training)
-    return correct / max(count, 1)
+    if count == 0:
+        raise ValueError("data is empty (0 samples): the accuracy of no samples is undefined")
+    return correct / count
 
 
 def layer_names(model: TransferModel) -> list[str]:
@@ -346,8 +417,15 @@ def layer_nc1(
         >>> len(out.layers), out.nc1.shape
         (9, torch.Size([9]))
     """
+    K = check_num_classes(num_classes)
+    batch_size = check_int("batch_size", batch_size, 1)
+    names = list(layers or layer_names(model))
+    _check_layers(model, names, layer_names(model))
+    _check_nonempty(data)
+    _check_images(model, data)
+    _check_labels(data, K)
     loader = _loader(data, batch_size, False)
-    return layer_collapse(model, loader, list(layers or layer_names(model)), num_classes)
+    return layer_collapse(model, loader, names, num_classes)
 
 
 @dataclass(frozen=True)
@@ -399,6 +477,8 @@ def fine_tune(
         >>> res.method, 0 <= res.accuracy <= 1
         ('linear_probe', True)
     """
+    if not isinstance(config, FitConfig):
+        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
     model = build(
         backbone,
         num_classes,
@@ -408,6 +488,10 @@ def fine_tune(
         image_size=image_size,
         device=device,
     )
+    for name, split in (("train", train), ("test", test)):
+        _check_nonempty(split, name)
+        _check_images(model, split, name)
+        _check_labels(split, model.head.out_features, name)
     eval_batch = max(config.batch_size, 256)
     if method == "linear_probe":
         H, y = fit_linear_probe(model, train, config, cache=cache)
