@@ -118,52 +118,14 @@ def rho_recursion(
     record_every = _check_int("record_every", record_every, 1)
     _check_option("reduction", reduction, _REDUCTIONS)
     _check_option("group", group, _GROUPS)
-    if group == "coupled":
-        if reduction == "mean":
-            if n_samples is None or d_out is None:
-                raise ValueError(
-                    'reduction="mean" needs n_samples (N) and d_out (d_L): c = 1/(N d_L)'
-                )
-            c = loss_coefficient(
-                reduction, _check_int("n_samples", n_samples, 1), _check_int("d_out", d_out, 1)
-            )
-        else:
-            c = 1.0
-    else:
-        c = 0.0
-
-    def as_tensor(name: str, v: PerRun, low_open: bool, high: float = math.inf) -> Tensor:
-        if isinstance(v, bool) or isinstance(v, (str, bytes)):
-            raise TypeError(f"{name} must be a number or a (B,) sequence/tensor, got {v!r}")
-        if isinstance(v, numbers.Real):
-            t = torch.tensor([float(v)], dtype=torch.float64)
-        else:
-            try:
-                t = torch.as_tensor(v, dtype=torch.float64)
-            except (TypeError, ValueError, RuntimeError):
-                raise TypeError(
-                    f"{name} must be a number or a (B,) sequence/tensor of numbers, got {v!r}"
-                ) from None
-            if t.ndim > 1 or t.numel() == 0:
-                raise ValueError(
-                    f"{name} must be a number or a non-empty (B,) sequence/tensor, "
-                    f"got shape {tuple(t.shape)}"
-                )
-            t = t.flatten()
-        ok = torch.isfinite(t) & ((t > 0) if low_open else (t >= 0)) & (t < high)
-        if not bool(ok.all()):
-            raise ValueError(
-                f"{name} must be finite and {'> 0' if low_open else '>= 0'}"
-                f"{'' if math.isinf(high) else f' and < {high:g}'}, got {v!r}"
-            )
-        return t
+    c = _coupling(group, reduction, n_samples, d_out)
 
     per_run = any(not isinstance(v, numbers.Real) for v in (scale, lr, weight_decay, momentum))
     named = {
-        "scale": as_tensor("scale", scale, True),
-        "lr": as_tensor("lr", lr, True),
-        "weight_decay": as_tensor("weight_decay", weight_decay, False),
-        "momentum": as_tensor("momentum", momentum, False, 1.0),
+        "scale": _per_run_tensor("scale", scale, True),
+        "lr": _per_run_tensor("lr", lr, True),
+        "weight_decay": _per_run_tensor("weight_decay", weight_decay, False),
+        "momentum": _per_run_tensor("momentum", momentum, False, 1.0),
     }
     lengths = {k: t.numel() for k, t in named.items() if t.numel() != 1}
     if len(set(lengths.values())) > 1:
@@ -186,6 +148,48 @@ def rho_recursion(
     res = torch.stack(out)  # (T, B)
     _check_rho_finite(res, record, eta)
     return res if per_run else res[:, 0]
+
+
+def _coupling(group: str, reduction: str, n_samples: int | None, d_out: int | None) -> float:
+    """The loss coefficient ``c`` that couples ρ to the loss: 0 for decoupled directions."""
+    if group != "coupled":
+        return 0.0
+    if reduction != "mean":
+        return 1.0
+    if n_samples is None or d_out is None:
+        raise ValueError('reduction="mean" needs n_samples (N) and d_out (d_L): c = 1/(N d_L)')
+    return loss_coefficient(
+        reduction, _check_int("n_samples", n_samples, 1), _check_int("d_out", d_out, 1)
+    )
+
+
+def _per_run_tensor(name: str, v: PerRun, low_open: bool, high: float = math.inf) -> Tensor:
+    """A per-run argument of :func:`rho_recursion` as a float64 ``(B,)`` tensor (``(1,)`` for a
+    number), checked finite and in range."""
+    if isinstance(v, bool) or isinstance(v, (str, bytes)):
+        raise TypeError(f"{name} must be a number or a (B,) sequence/tensor, got {v!r}")
+    if isinstance(v, numbers.Real):
+        t = torch.tensor([float(v)], dtype=torch.float64)
+    else:
+        try:
+            t = torch.as_tensor(v, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(
+                f"{name} must be a number or a (B,) sequence/tensor of numbers, got {v!r}"
+            ) from None
+        if t.ndim > 1 or t.numel() == 0:
+            raise ValueError(
+                f"{name} must be a number or a non-empty (B,) sequence/tensor, "
+                f"got shape {tuple(t.shape)}"
+            )
+        t = t.flatten()
+    ok = torch.isfinite(t) & ((t > 0) if low_open else (t >= 0)) & (t < high)
+    if not bool(ok.all()):
+        raise ValueError(
+            f"{name} must be finite and {'> 0' if low_open else '>= 0'}"
+            f"{'' if math.isinf(high) else f' and < {high:g}'}, got {v!r}"
+        )
+    return t
 
 
 def _check_rho_finite(res: Tensor, record: set[int], eta: Tensor) -> None:

@@ -87,6 +87,7 @@ from lib.transfer.experiments import (
     rank_correlation,
     source_models,
 )
+from lib.transfer.layers import layer_names, layer_nc1
 from lib.transfer.models import (
     METHODS,
     TransferModel,
@@ -111,8 +112,6 @@ from lib.transfer.train import (
     fine_tune,
     fit,
     fit_linear_probe,
-    layer_names,
-    layer_nc1,
 )
 
 __all__ = [

@@ -2,7 +2,7 @@ r"""Training and evaluation of a :class:`~lib.transfer.models.TransferModel`.
 
 :func:`fit` (momentum SGD, cosine schedule, cross-entropy) trains exactly the parameters the
 method left trainable; :func:`fit_linear_probe` fits the head on cached features by L-BFGS;
-:func:`extract_features`, :func:`accuracy` and :func:`layer_nc1` read a model; :func:`fine_tune`
+:func:`extract_features` and :func:`accuracy` read a model (:func:`~lib.transfer.layers.layer_nc1` its layers); :func:`fine_tune`
 builds, trains and measures one method in one call (:class:`TransferResult`).
 """
 
@@ -22,18 +22,16 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from lib._checks import check_int, check_num_classes, check_real
-from lib.layerwise import layer_collapse
+from lib._checks import check_int, check_real
 from lib.metrics import nc1
 from lib.transfer._cache import _cache_key, _read_cache
 from lib.transfer._inputs import (
     _check_images,
     _check_labels,
-    _check_layers,
     _check_nonempty,
     _stop_non_finite,
 )
-from lib.transfer.backbones import Backbone, residual_blocks
+from lib.transfer.backbones import Backbone
 from lib.transfer.models import Method, TransferModel, build, trainable_fraction
 
 __all__ = [
@@ -44,8 +42,6 @@ __all__ = [
     "fine_tune",
     "fit",
     "fit_linear_probe",
-    "layer_names",
-    "layer_nc1",
 ]
 
 
@@ -368,64 +364,6 @@ def accuracy(
     if count == 0:
         raise ValueError("data is empty (0 samples): the accuracy of no samples is undefined")
     return correct / count
-
-
-def layer_names(model: TransferModel) -> list[str]:
-    """Hookable names of every residual block of the backbone, then ``"penultimate"``.
-
-    Args:
-        model: a :class:`TransferModel`.
-
-    Returns:
-        Module names in ``model.named_modules()``, input to output (:func:`layer_nc1`'s default).
-
-    Example:
-        >>> layer_names(build("small_resnet", 5, "full_ft"))[-2:]
-        ['encoder.layer4.1', 'penultimate']
-    """
-    return [f"encoder.{name}" for name in residual_blocks(model.encoder)] + ["penultimate"]
-
-
-def layer_nc1(
-    model: TransferModel,
-    data: Dataset | DataLoader,
-    num_classes: int,
-    *,
-    layers: Sequence[str] | None = None,
-    batch_size: int = 256,
-):
-    r"""Layer-wise :math:`\mathcal{NC}_1^l` of every residual block and the penultimate features.
-
-    Feature maps are average-pooled, token sequences read at the class token (ViT blocks), as
-    :func:`lib.layerwise.layer_collapse` does, in two streaming passes over ``data``.
-
-    Args:
-        model: a :class:`TransferModel`.
-        data: ``Dataset`` or ``DataLoader`` of ``(x, y)`` (no random augmentation).
-        num_classes: :math:`K`.
-        layers: module names; default :func:`layer_names`.
-        batch_size: when ``data`` is a ``Dataset``.
-
-    Returns:
-        :class:`lib.layerwise.LayerCollapse` (``nc1`` of shape ``(L,)``, float64).
-
-    Reference:
-        Lecture 6, "Layer-wise NC1 for different fine-tuning methods" (ResNet18, ViT-B/32).
-
-    Example:
-        >>> out = layer_nc1(build("small_resnet", 5, "full_ft"), load_dataset("digits", "test"), 5)
-        >>> len(out.layers), out.nc1.shape
-        (9, torch.Size([9]))
-    """
-    K = check_num_classes(num_classes)
-    batch_size = check_int("batch_size", batch_size, 1)
-    names = list(layers or layer_names(model))
-    _check_layers(model, names, layer_names(model))
-    _check_nonempty(data)
-    _check_images(model, data)
-    _check_labels(data, K)
-    loader = _loader(data, batch_size, False)
-    return layer_collapse(model, loader, names, num_classes)
 
 
 @dataclass(frozen=True)
