@@ -1,10 +1,12 @@
-"""Small float64 matrices with known structure, for the spectral tests."""
+"""Small float64 matrices with known structure, and small deep-linear-network problems, for the tests."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+
+from lib import dln
 
 
 def orth(n: int, seed: int) -> torch.Tensor:
@@ -20,3 +22,22 @@ def plane_rotation(n: int, i: int, j: int, theta: float) -> torch.Tensor:
     R[i, i] = R[j, j] = math.cos(theta)
     R[i, j], R[j, i] = -math.sin(theta), math.sin(theta)
     return R
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded with ``seed``."""
+    return torch.Generator().manual_seed(seed)
+
+
+def deep_linear_problem(d, d_out, r, L, eps, seed, n_samples=None):
+    """Square hidden layers, X = I (n_samples None) or whitened X, rank-r targets, ε-orthogonal init."""
+    g = generator(seed)
+    N = d if n_samples is None else n_samples
+    X = (
+        torch.eye(d, dtype=torch.float64)
+        if n_samples is None
+        else dln.whitened_inputs(N, d, generator=g, dtype=torch.float64)
+    )
+    Y = dln.low_rank_targets(N, d_out, r, generator=g, dtype=torch.float64)
+    Ws = dln.init_weights([d] * L + [d_out], eps, generator=g, dtype=torch.float64)
+    return Ws, X, Y

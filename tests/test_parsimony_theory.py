@@ -7,29 +7,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _linalg import deep_linear_problem as _problem
+from _linalg import generator as _gen
 
 from lib import dln, spectra
 from lib.parsimony import theory
 
 F64 = torch.float64
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _problem(d, d_out, r, L, eps, seed, n_samples=None):
-    """Square hidden layers, X = I (n_samples None) or whitened X, rank-r targets, ε-orthogonal init."""
-    g = _gen(seed)
-    N = d if n_samples is None else n_samples
-    X = (
-        torch.eye(d, dtype=F64)
-        if n_samples is None
-        else dln.whitened_inputs(N, d, generator=g, dtype=F64)
-    )
-    Y = dln.low_rank_targets(N, d_out, r, generator=g, dtype=F64)
-    Ws = dln.init_weights([d] * L + [d_out], eps, generator=g, dtype=F64)
-    return Ws, X, Y
 
 
 # ------------------------------------------------------------------------------------------
