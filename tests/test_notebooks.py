@@ -256,3 +256,19 @@ def test_papermill_runs_with_ci_parameters(path, tmp_path):
     assert len(injected) == 1, "papermill did not inject the CI parameters"
     for name, value in values.items():
         assert f"{name} = {value!r}" in source(injected[0])
+
+
+CONFIG_MACROS = re.compile(r"\\(NC|tr|R)(?![a-zA-Z])")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_use_no_macro_that_only_the_book_defines(path):
+    """Colab renders the notebook without _config.yml: \\NC, \\tr and \\R would show as errors."""
+    cells = json.loads(path.read_text())["cells"]
+    found = sorted(
+        {m.group(0) for c in cells for m in CONFIG_MACROS.finditer("".join(c["source"]))}
+    )
+    assert not found, (
+        f"{path.name} uses {found}, defined only in _config.yml; write \\mathcal{{NC}}, "
+        "\\operatorname{tr}, \\mathbb{R}"
+    )
