@@ -5,7 +5,19 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["check_int", "check_num_classes", "check_option", "check_real"]
+import torch
+from torch import Tensor
+
+__all__ = [
+    "check_int",
+    "check_nonempty",
+    "check_not_meta",
+    "check_num_classes",
+    "check_option",
+    "check_real",
+    "check_tensor",
+    "check_type",
+]
 
 
 def check_option(name: str, value: object, allowed: tuple) -> None:
@@ -56,3 +68,66 @@ def check_real(name: str, value: object, minimum: float, *, strict: bool) -> flo
             f"{name} must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}"
         )
     return float(value)
+
+
+def check_nonempty(name: str, values: object, what: str = "value") -> None:
+    """Raise ``ValueError`` naming ``name`` if the sequence ``values`` has no element."""
+    if len(values) == 0:  # type: ignore[arg-type]
+        raise ValueError(f"{name} is empty; pass at least one {what}")
+
+
+def check_not_meta(name: str, tensor: Tensor) -> None:
+    """Refuse a ``meta`` tensor (a shape without data): nothing can be computed from it.
+
+    Checked before any value is read; on the CPU a meta tensor also stands in for "a tensor on
+    another device" in the tests.
+    """
+    if tensor.is_meta:
+        raise ValueError(
+            f"{name} is a 'meta' tensor (a shape without data), so nothing can be computed from "
+            "it; pass the tensor with its values, e.g. create it on the CPU or move it with "
+            ".to('cpu')"
+        )
+
+
+def check_tensor(
+    name: str,
+    value: object,
+    ndim: tuple[int, ...] | None = None,
+    *,
+    floating: bool = True,
+    finite: bool = True,
+    nonempty: bool = False,
+) -> Tensor:
+    """Return ``value`` if it is a usable tensor; otherwise raise ``ValueError`` naming ``name``.
+
+    Checked in this order, so that no value is read before type, shape, dtype and device are
+    known to be right: a ``torch.Tensor``; ``ndim`` (one of the allowed numbers of dimensions);
+    a real floating dtype (``floating``); not ``meta``; at least one element (``nonempty``);
+    finite values (``finite``, one host sync).
+    """
+    if not isinstance(value, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if ndim is not None and value.ndim not in ndim:
+        want = " or ".join(f"{n}-D" for n in ndim)
+        raise ValueError(f"{name} must be {want}, got shape {tuple(value.shape)}")
+    if floating and not value.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    check_not_meta(name, value)
+    if nonempty and value.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(value.shape)}); pass at least one entry")
+    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    return value
+
+
+def check_type(name: str, value: object, expected: type | tuple[type, ...], hint: str = "") -> None:
+    """Raise ``TypeError`` naming ``name``, the expected type(s) and what came in.
+
+    ``hint`` says where a right value comes from, e.g. ``"the result of lib.completion.fit"``.
+    """
+    if not isinstance(value, expected):
+        types = expected if isinstance(expected, tuple) else (expected,)
+        want = " or ".join(t.__name__ for t in types)
+        where = f" ({hint})" if hint else ""
+        raise TypeError(f"{name} must be a {want}{where}, got {type(value).__name__}")

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _cases import case, covers
 
 from lib import parsimony, runtime, spectra
 from lib.metrics import (
@@ -43,6 +44,7 @@ def _weight(dtype=F64):
 # ------------------------------------------------------------------------------------------
 
 
+@covers(parsimony.floor_small)
 @pytest.mark.parametrize(
     "value", [NAN, INF, -INF, torch.tensor(NAN, dtype=F64), np.float64(NAN), torch.tensor(INF)]
 )
@@ -53,6 +55,7 @@ def test_floor_small_keeps_non_finite_visible(value):
     assert out == float(value) or math.isnan(out)
 
 
+@covers(runtime.format_value, runtime.format_report)
 @pytest.mark.parametrize(
     ("value", "text"),
     [
@@ -82,21 +85,33 @@ def _poisoned(value, index=(0, 0)):
 
 
 CLASSIFIER_ERRORS = [
-    ("nc4-weight-nan", lambda H, y: nc4(H, y, _poisoned(NAN)), "weight"),
-    ("nc4-weight-inf", lambda H, y: nc4(H, y, _poisoned(INF)), "weight"),
-    ("nc4-weight-all-nan", lambda H, y: nc4(H, y, torch.full((3, 5), NAN)), "weight"),
-    ("nc4-bias-nan", lambda H, y: nc4(H, y, _weight(), torch.tensor([0.0, NAN, 0.0])), "bias"),
-    ("nc4-bias-inf", lambda H, y: nc4(H, y, _weight(), torch.tensor([-INF, 0.0, 0.0])), "bias"),
-    ("nc3-duality-nan", lambda H, y: nc3(H, y, _poisoned(NAN)), "weight"),
-    ("nc3-etf-inf", lambda H, y: nc3(H, y, _poisoned(-INF), measure="etf"), "weight"),
-    ("nc4-weight-meta", lambda H, y: nc4(H, y, torch.empty(3, 5, device="meta")), "weight"),
-    ("nc3-weight-complex", lambda H, y: nc3(H, y, _weight().to(torch.complex128)), "weight"),
+    case("nc4-weight-nan", nc4, lambda H, y: nc4(H, y, _poisoned(NAN)), "weight"),
+    case("nc4-weight-inf", nc4, lambda H, y: nc4(H, y, _poisoned(INF)), "weight"),
+    case("nc4-weight-all-nan", nc4, lambda H, y: nc4(H, y, torch.full((3, 5), NAN)), "weight"),
+    case(
+        "nc4-bias-nan",
+        nc4,
+        lambda H, y: nc4(H, y, _weight(), torch.tensor([0.0, NAN, 0.0])),
+        "bias",
+    ),
+    case(
+        "nc4-bias-inf",
+        nc4,
+        lambda H, y: nc4(H, y, _weight(), torch.tensor([-INF, 0.0, 0.0])),
+        "bias",
+    ),
+    case("nc3-duality-nan", nc3, lambda H, y: nc3(H, y, _poisoned(NAN)), "weight"),
+    case("nc3-etf-inf", nc3, lambda H, y: nc3(H, y, _poisoned(-INF), measure="etf"), "weight"),
+    case(
+        "nc4-weight-meta", nc4, lambda H, y: nc4(H, y, torch.empty(3, 5, device="meta")), "weight"
+    ),
+    case(
+        "nc3-weight-complex", nc3, lambda H, y: nc3(H, y, _weight().to(torch.complex128)), "weight"
+    ),
 ]
 
 
-@pytest.mark.parametrize(
-    ("call", "name"), [c[1:] for c in CLASSIFIER_ERRORS], ids=[c[0] for c in CLASSIFIER_ERRORS]
-)
+@pytest.mark.parametrize(("call", "name"), CLASSIFIER_ERRORS)
 def test_bad_classifier_is_refused(call, name):
     H, y = _data()
     with pytest.raises(ValueError, match=rf"^{name} "):
@@ -132,6 +147,7 @@ def _accumulate(H, y, K):
     return acc
 
 
+@covers(nc1, trace_ratio, CollapseAccumulator, nc2, equinorm, equiangularity, nc3, nc4)
 @pytest.mark.parametrize("dtype", [F64, torch.float32])
 @pytest.mark.parametrize("case", list(DEGENERATE))
 def test_zero_between_spread_documented_values(case, dtype):
@@ -175,19 +191,17 @@ def _basis(n=6, k=2, dtype=F64):
 
 
 BASIS_ERRORS = [
-    ("scaled-A", lambda: spectra.principal_angles(2 * _basis(), _basis()), "A"),
-    ("scaled-B", lambda: spectra.principal_angles(_basis(), 3 * _basis()), "B"),
-    ("raw-span", lambda: spectra.principal_angles(_basis() @ torch.tensor([[1.0, 1], [0, 1]], dtype=F64), _basis()), "A"),
-    ("nan-A", lambda: spectra.principal_angles(_basis().fill_(NAN), _basis()), "A"),
-    ("largest-B", lambda: spectra.largest_principal_angle(_basis(), _basis() * 1.001), "B"),
-    ("batched-B", lambda: spectra.principal_angles(_basis(), torch.stack([_basis(), 2 * _basis()])), "B"),
-    ("float32-A", lambda: spectra.largest_principal_angle(2 * _basis(dtype=torch.float32), _basis(dtype=torch.float32)), "A"),
+    case("scaled-A", spectra.principal_angles, lambda: spectra.principal_angles(2 * _basis(), _basis()), "A"),
+    case("scaled-B", spectra.principal_angles, lambda: spectra.principal_angles(_basis(), 3 * _basis()), "B"),
+    case("raw-span", spectra.principal_angles, lambda: spectra.principal_angles(_basis() @ torch.tensor([[1.0, 1], [0, 1]], dtype=F64), _basis()), "A"),
+    case("nan-A", spectra.principal_angles, lambda: spectra.principal_angles(_basis().fill_(NAN), _basis()), "A"),
+    case("largest-B", spectra.largest_principal_angle, lambda: spectra.largest_principal_angle(_basis(), _basis() * 1.001), "B"),
+    case("batched-B", spectra.principal_angles, lambda: spectra.principal_angles(_basis(), torch.stack([_basis(), 2 * _basis()])), "B"),
+    case("float32-A", spectra.largest_principal_angle, lambda: spectra.largest_principal_angle(2 * _basis(dtype=torch.float32), _basis(dtype=torch.float32)), "A"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("call", "name"), [c[1:] for c in BASIS_ERRORS], ids=[c[0] for c in BASIS_ERRORS]
-)
+@pytest.mark.parametrize(("call", "name"), BASIS_ERRORS)
 def test_non_orthonormal_basis_is_refused(call, name):
     with pytest.raises(ValueError, match=rf"^{name} must have orthonormal columns.*linalg\.qr"):
         call()
@@ -207,6 +221,7 @@ def test_orthonormal_bases_accepted(dtype):
 # ------------------------------------------------------------------------------------------
 
 
+@covers(spectra.coinciding_singular_values)
 @pytest.mark.parametrize(
     "S",
     [
@@ -268,19 +283,22 @@ def test_half_features_supported(name, dtype):
 
 META = torch.empty(30, 5, device="meta")
 META_ERRORS = [
-    ("nc1", lambda y: nc1(META, y), "features"),
-    ("trace_ratio", lambda y: trace_ratio(META, y), "features"),
-    ("nc2", lambda y: nc2(META, y), "features"),
-    ("class_means", lambda y: class_means(META, y, 3), "features"),
-    ("nc4", lambda y: nc4(META, y, _weight()), "features"),
-    ("accumulator", lambda y: CollapseAccumulator(3).update_means(META, y), "features"),
-    ("labels", lambda y: nc1(_data()[0], y.to("meta"), 3), "labels"),
+    case("nc1", nc1, lambda y: nc1(META, y), "features"),
+    case("trace_ratio", trace_ratio, lambda y: trace_ratio(META, y), "features"),
+    case("nc2", nc2, lambda y: nc2(META, y), "features"),
+    case("class_means", class_means, lambda y: class_means(META, y, 3), "features"),
+    case("nc4", nc4, lambda y: nc4(META, y, _weight()), "features"),
+    case(
+        "accumulator",
+        CollapseAccumulator,
+        lambda y: CollapseAccumulator(3).update_means(META, y),
+        "features",
+    ),
+    case("labels", nc1, lambda y: nc1(_data()[0], y.to("meta"), 3), "labels"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("call", "name"), [c[1:] for c in META_ERRORS], ids=[c[0] for c in META_ERRORS]
-)
+@pytest.mark.parametrize(("call", "name"), META_ERRORS)
 def test_meta_tensor_refused(call, name):
     with pytest.raises(ValueError, match=rf"^{name} is a 'meta' tensor"):
         call(_data()[1])

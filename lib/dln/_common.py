@@ -10,6 +10,8 @@ from typing import Literal, Union
 import torch
 from torch import Tensor
 
+from lib._checks import check_tensor
+
 InitKind = Literal["orthogonal", "normal", "uniform"]
 Reduction = Literal["mean", "sum"]
 Activation = Literal["relu"]
@@ -20,24 +22,6 @@ _ACTIVATIONS = (None, "relu")
 
 #: A per-run hyperparameter: one number for all runs, or a ``(B,)`` tensor / sequence.
 PerRun = Union[float, Sequence, Tensor]
-
-
-def _check_finite_tensor(name: str, t: object, ndim: tuple[int, ...]) -> Tensor:
-    if not isinstance(t, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.ndim not in ndim:
-        want = " or ".join(f"{n}-D" for n in ndim)
-        raise ValueError(f"{name} must be {want}, got shape {tuple(t.shape)}")
-    if not t.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
-    if t.is_meta:
-        raise ValueError(
-            f"{name} is a meta tensor (a shape without values); pass a tensor with data, "
-            "e.g. create it on the CPU or move it with .to('cpu')"
-        )
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinite entries")
-    return t
 
 
 def _resolve_dtype(dtype: torch.dtype | None) -> torch.dtype:
@@ -126,7 +110,7 @@ def _validate_weights(weights: Sequence[Tensor], batched: bool) -> list[Tensor]:
         if not isinstance(W, Tensor) or W.ndim != ndim:
             got = tuple(W.shape) if isinstance(W, Tensor) else type(W).__name__
             raise ValueError(f"W_{i + 1} must be a tensor of shape {shape_doc}, got {got}")
-        _check_finite_tensor(f"W_{i + 1}", W, (ndim,))
+        check_tensor(f"W_{i + 1}", W, (ndim,))
         if W.dtype != weights[0].dtype or W.device != weights[0].device:
             raise ValueError(
                 f"all weights must share one dtype and one device: W_1 is {weights[0].dtype} on "
@@ -149,7 +133,7 @@ def _validate_data(
     name: str, t: Tensor, n_runs: int | None, dim: int, dim_name: str, like: Tensor
 ) -> Tensor:
     ndims = (2, 3) if n_runs is not None else (2,)
-    t = _check_finite_tensor(name, t, ndims)
+    t = check_tensor(name, t, ndims)
     if t.ndim == 3 and t.shape[0] != n_runs:
         raise ValueError(
             f"{name} has {t.shape[0]} runs on its leading axis but the weights have B={n_runs}"

@@ -13,7 +13,8 @@ import torch
 from torch import Tensor
 
 from lib._checks import check_int as _check_int
-from lib.dln._common import _check_finite_tensor, _generator_device, _orthonormal, _resolve_dtype
+from lib._checks import check_tensor
+from lib.dln._common import _generator_device, _orthonormal, _resolve_dtype
 
 __all__ = ["low_rank_targets", "one_hot_targets", "whiten", "whitened_inputs"]
 
@@ -89,7 +90,7 @@ def whiten(X: Tensor, eps: float = 0.0) -> Tensor:
         >>> bool(torch.allclose(Xw.T @ Xw, torch.eye(5, dtype=torch.float64)))
         True
     """
-    X = _check_finite_tensor("X", X, (2,))
+    X = check_tensor("X", X, (2,))
     if not (isinstance(eps, numbers.Real) and eps >= 0 and math.isfinite(eps)):
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     _, S, Vh = torch.linalg.svd(X, full_matrices=False)  # S (d,), Vh (d, d)

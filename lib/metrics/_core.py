@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lib._checks import check_num_classes
+from lib._checks import check_not_meta, check_num_classes
 
 Variant = Literal["lecture", "papyan", "he_su"]
 _VARIANTS = ("lecture", "papyan", "he_su")
@@ -41,17 +41,8 @@ def _check_features(features: object, what: str = "features") -> Tensor:
         )
     if features.is_complex():
         raise ValueError(f"{what} must be real, got dtype {features.dtype}")
-    _check_not_meta(what, features)
+    check_not_meta(what, features)
     return features
-
-
-def _check_not_meta(what: str, tensor: Tensor) -> None:
-    """Refuse a ``meta`` tensor (shape only, no data): no metric can be computed from it."""
-    if tensor.is_meta:
-        raise ValueError(
-            f"{what} is a 'meta' tensor (a shape without data), so nothing can be measured; "
-            "pass the tensor with its values, on 'cpu' or an accelerator"
-        )
 
 
 def _check_finite(features: Tensor, accumulated: Tensor) -> None:
@@ -73,7 +64,7 @@ def _check_labels(labels: object, num_rows: int, device: torch.device) -> Tensor
         )
     if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
         raise ValueError(f"labels must be integers (e.g. torch.long), got dtype {labels.dtype}")
-    _check_not_meta("labels", labels)
+    check_not_meta("labels", labels)
     if labels.ndim != 1 or labels.shape[0] != num_rows:
         raise ValueError(
             f"shape mismatch: features have {num_rows} rows but labels have shape "

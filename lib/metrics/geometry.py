@@ -16,10 +16,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from lib._checks import check_not_meta
 from lib._checks import check_option as _check_option
 from lib.metrics._core import (
     _centred_means,
-    _check_not_meta,
     _chunks_as,
     _class_statistics,
     _means_coincide,
@@ -175,7 +175,7 @@ def _check_classifier(weight: object, K: int, p: int, bias: object = None) -> No
             continue
         if t.is_complex() or t.dtype == torch.bool:
             raise ValueError(f"{name} must be real numbers, got dtype {t.dtype}")
-        _check_not_meta(name, t)
+        check_not_meta(name, t)
         bad = int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0
         if bad:
             raise ValueError(

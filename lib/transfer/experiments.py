@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from lib._checks import check_int
+from lib._checks import check_int, check_nonempty
 from lib._checks import check_option as _check_option
 from lib.transfer.backbones import BACKBONES, Backbone
 from lib.transfer.data import DATASETS, NUM_CLASSES, DatasetName, balanced_subset, load_dataset
@@ -44,16 +44,14 @@ __all__ = [
 ]
 
 
-def _nonempty(name: str, values: Sequence) -> None:
-    if len(values) == 0:
-        raise ValueError(f"{name} is empty; pass at least one value (the sweep would be empty)")
+_ONE_VALUE = "value (the sweep would be empty)"
 
 
 def _check_methods(methods: Sequence[str]) -> None:
     """``methods``: a non-empty list of distinct names from :data:`METHODS`."""
     if isinstance(methods, str):
         raise ValueError(f"methods must be a list of method names, got the string {methods!r}")
-    _nonempty("methods", methods)
+    check_nonempty("methods", methods, _ONE_VALUE)
     for method in methods:
         _check_option("method", method, METHODS)
     if len(set(methods)) != len(methods):
@@ -93,7 +91,7 @@ def pretrain_source(
     """
     _check_option("backbone", backbone, BACKBONES)
     _check_option("dataset", dataset, DATASETS)
-    _nonempty("snapshots", snapshots)
+    check_nonempty("snapshots", snapshots, _ONE_VALUE)
     for e in snapshots:
         check_int("snapshots (each)", e, 0)
     wanted = sorted(set(int(e) for e in snapshots))
@@ -159,7 +157,7 @@ def source_models(
     for name in compare:
         _check_option("compare (each)", name, BACKBONES[1:])
     if backbone == "small_resnet":
-        _nonempty("lrs", lrs)
+        check_nonempty("lrs", lrs, _ONE_VALUE)
     if backbone != "small_resnet":
         names = [name for name in compare if name != backbone] + [backbone]
         return [Source(name, name, True) for name in names]
@@ -318,7 +316,7 @@ def collapse_vs_transfer(
         ['accuracy', 'label', 'nc1']
     """
     _check_option("dataset", dataset, DATASETS)
-    _nonempty("sources", sources)
+    check_nonempty("sources", sources, _ONE_VALUE)
     rows = []
     for source in sources:
         train, test = downstream(
@@ -435,11 +433,11 @@ def data_size_sweep(
     """
     _check_option("backbone", backbone, BACKBONES)
     _check_option("dataset", dataset, DATASETS)
-    _nonempty("sizes", sizes)
+    check_nonempty("sizes", sizes, _ONE_VALUE)
     for n in sizes:
         check_int("sizes (each)", n, 1)
     _check_methods(methods)
-    _nonempty("seeds", seeds)
+    check_nonempty("seeds", seeds, _ONE_VALUE)
     for seed in seeds:
         check_int("seeds (each)", seed, -(2**63))
     table = {method: torch.zeros(len(sizes)) for method in methods}
