@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download: fail fast instead of retrying
+# The notebooks' claim checks (lib.claims) raise, naming the sentence, instead of warning: the
+# kernels nbval starts inherit this, so a stored output can never contradict the prose.
+os.environ["LIB_STRICT_CLAIMS"] = "1"
 
 try:
     from nbval.plugin import IPyNbCell

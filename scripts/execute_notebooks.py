@@ -51,6 +51,7 @@ def execute(path: Path) -> None:
 def main(argv: list[str]) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["CUDA_VISIBLE_DEVICES"] = ""  # stored outputs always come from the CPU
+    os.environ["LIB_STRICT_CLAIMS"] = "1"  # a false claim stops the run (lib.claims)
     paths = [Path(a).resolve() for a in argv] or sorted((ROOT / "book").glob("*.ipynb"))
     for path in paths:
         execute(path)

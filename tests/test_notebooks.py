@@ -232,8 +232,11 @@ def test_execute_with_one_retry_retries_kernel_failures_only():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_papermill_runs_with_ci_parameters(path, tmp_path):
+def test_papermill_runs_with_ci_parameters(path, tmp_path, monkeypatch):
+    """Other parameters may tell another story: the claim checks only warn here (lib.claims)."""
     import papermill
+
+    monkeypatch.setenv("LIB_STRICT_CLAIMS", "0")
 
     values = ci_parameters().get(path.name)
     if not values:
