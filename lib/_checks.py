@@ -9,6 +9,9 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "check_device",
+    "check_dtype",
+    "check_generator",
     "check_int",
     "check_nonempty",
     "check_not_meta",
@@ -131,3 +134,42 @@ def check_type(name: str, value: object, expected: type | tuple[type, ...], hint
         want = " or ".join(t.__name__ for t in types)
         where = f" ({hint})" if hint else ""
         raise TypeError(f"{name} must be a {want}{where}, got {type(value).__name__}")
+
+
+def check_generator(generator: object) -> None:
+    """Refuse anything but ``None`` or a ``torch.Generator`` (before torch reads it)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}; "
+            "create one with torch.Generator().manual_seed(seed)"
+        )
+
+
+def check_dtype(dtype: object) -> None:
+    """Refuse a ``dtype`` that is not ``None`` or a real floating ``torch.dtype``."""
+    if dtype is not None and not (
+        isinstance(dtype, torch.dtype) and dtype.is_floating_point and not dtype.is_complex
+    ):
+        raise ValueError(
+            f"dtype must be a floating-point torch.dtype such as torch.float64, got {dtype!r}"
+        )
+
+
+def check_device(device: object) -> None:
+    """Refuse a ``device`` torch cannot parse, ``meta`` (no values) or CUDA where there is none."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"device must be a torch.device or a name such as 'cpu' or 'cuda', got {device!r}"
+        ) from None
+    if dev.type == "meta":
+        raise ValueError(
+            "device 'meta' holds no values, so nothing can be computed on it; pass 'cpu' or 'cuda'"
+        )
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} is a CUDA device, but CUDA is not available; pass 'cpu'"
+        )

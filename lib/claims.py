@@ -71,7 +71,7 @@ def _truth(condition: object) -> bool:
         ) from err
 
 
-def claim(condition: object, sentence: str) -> bool:
+def claim(condition: object, sentence: str) -> None:
     """Check that ``condition`` holds; it backs ``sentence``, a claim the book's prose makes.
 
     Args:
@@ -79,9 +79,8 @@ def claim(condition: object, sentence: str) -> bool:
             one-element tensor). NaN is false.
         sentence: the sentence (or the part of it) that the condition backs, as the prose says it.
 
-    Returns:
-        ``True`` if the claim holds; ``False`` (after a :class:`ClaimWarning`) if it does not
-        outside the test command.
+    Returns nothing (so that a check cell prints nothing); outside the test command a false
+    claim emits a :class:`ClaimWarning` instead of raising.
 
     Raises:
         ClaimError: the claim is false and ``LIB_STRICT_CLAIMS`` is set (the test command).
@@ -94,7 +93,7 @@ def claim(condition: object, sentence: str) -> bool:
             f"got {sentence!r}"
         )
     if _truth(condition):
-        return True
+        return
     message = f"the output no longer supports the sentence: {sentence.strip()!r}"
     if strict():
         raise ClaimError(message + f" ({STRICT_ENV} is set: the stored outputs must support it)")
@@ -103,4 +102,3 @@ def claim(condition: object, sentence: str) -> bool:
         ClaimWarning,
         stacklevel=2,
     )
-    return False

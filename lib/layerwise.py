@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from lib._checks import check_int, check_not_meta, check_num_classes, check_type
 from lib._checks import check_option as _check_option
 from lib.metrics import CollapseAccumulator, Variant, nc1, trace_ratio
 
@@ -62,12 +63,13 @@ def pool_output(
     * A tuple or list output contributes its first element.
 
     Args:
-        output: the layer's output, of the shapes above.
-        batch_size: ``B``, the number of samples in the batch.
+        output: the layer's output, of the shapes above, real floating point (values are not
+            read here: the metrics that receive the rows refuse NaN and Inf).
+        batch_size: ``B >= 1``, the number of samples in the batch (Python or NumPy integer).
         spatial: pooling of feature maps, ``"avg"`` or ``"flatten"``.
         tokens: pooling of token sequences, ``"cls"``, ``"avg"`` or ``"flatten"``.
-        seq_first: layout of 3-D outputs; ``None`` infers it (batch-first unless only dimension 1
-            equals ``batch_size``).
+        seq_first: layout of 3-D outputs, ``True``, ``False`` or ``None``, which infers it
+            (batch-first unless only dimension 1 equals ``batch_size``).
 
     Returns:
         Tensor of shape ``(B, p)`` on the output's device, detached.
@@ -83,12 +85,20 @@ def pool_output(
     """
     _check_option("spatial", spatial, ("avg", "flatten"))
     _check_option("tokens", tokens, ("cls", "avg", "flatten"))
+    batch_size = check_int("batch_size", batch_size, 1)
+    check_type("seq_first", seq_first, (bool, type(None)))
     if isinstance(output, (tuple, list)) and output:
         output = output[0]
     if not isinstance(output, Tensor):
         raise ValueError(
             f"layer output must be a tensor (or a tuple starting with one), got {type(output).__name__}"
         )
+    if not output.is_floating_point():
+        raise ValueError(
+            f"layer output must be a floating-point tensor (features), got dtype {output.dtype}; "
+            "hook a layer that computes features, not indices or masks"
+        )
+    check_not_meta("layer output", output)
     out = output.detach()
     if out.ndim == 3:
         if seq_first is None:
@@ -126,6 +136,7 @@ def default_layers(model: nn.Module) -> list[str]:
         >>> default_layers(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)))
         ['0', '1']
     """
+    check_type("model", model, nn.Module)
     names = dict(model.named_modules())
     stages = [f"layer{i}" for i in range(1, 5)]
     if all(s in names for s in stages):
@@ -134,7 +145,7 @@ def default_layers(model: nn.Module) -> list[str]:
         container = names.get(prefix)
         if isinstance(container, (nn.Sequential, nn.ModuleList)):
             return [f"{prefix}.{i}" for i in range(len(container))]
-    if isinstance(model, nn.Sequential):
+    if isinstance(model, nn.Sequential) and len(model) > 0:
         return [name for name, _ in model.named_children()]
     raise ValueError(
         f"no default layers for {type(model).__name__}; pass layer names from model.named_modules()"
@@ -193,20 +204,25 @@ def layer_collapse(
     first parameter. Every hooked module must run exactly once per forward.
 
     Args:
-        model: any ``nn.Module``; for open_clip pass ``clip.visual`` (or ``forward=clip.encode_image``).
+        model: any ``nn.Module`` with its weights loaded (no ``meta`` parameters); for open_clip
+            pass ``clip.visual`` (or ``forward=clip.encode_image``).
         data: re-iterable (a ``DataLoader`` or a list, not a generator) of ``(x, y)`` batches,
-            ``y`` of shape ``(B,)`` in ``[0, K)``. It must yield the same samples in both passes
-            (shuffling is fine, random augmentation is not).
+            ``y`` of shape ``(B,)`` in ``[0, K)``, ``x`` with ``B`` rows and, when floating
+            point and ``forward`` is not given, the dtype of the model's parameters. It must
+            yield the same samples in both passes (shuffling is fine, random augmentation is
+            not).
         layers: names from ``model.named_modules()``; see :func:`default_layers`.
-        num_classes: ``K >= 2``.
+        num_classes: ``K >= 2`` (Python or NumPy integer).
         spatial: pooling of feature maps, as in :func:`pool_output`.
         tokens: pooling of token sequences, as in :func:`pool_output`.
         variant: as in :func:`lib.metrics.nc1`.
-        forward: called as ``forward(x)`` instead of ``model(x)``.
+        forward: a callable, called as ``forward(x)`` instead of ``model(x)``.
 
     Returns:
         A :class:`LayerCollapse` with ``nc1`` and ``trace_ratio`` of shape ``(L,)``, float64 (the
-        accumulation precision, whatever the model's dtype), on the model's device.
+        accumulation precision, whatever the model's dtype), on the model's device. A layer
+        whose pooled outputs do not depend on the class (e.g. a dead layer, all zeros) has
+        ``nc1 = 0`` and ``trace_ratio = inf``, as in :func:`lib.metrics.trace_ratio`.
 
     Reference:
         Lecture 6, "Representation structures within the intermediate layers" (Papyan 2021; He &
@@ -221,19 +237,24 @@ def layer_collapse(
     """
     _check_option("spatial", spatial, ("avg", "flatten"))
     _check_option("tokens", tokens, ("cls", "avg", "flatten"))
-    modules = _check_request(model, data, layers)
+    check_num_classes(num_classes)
+    modules = _check_request(model, data, layers, forward)
     accumulators = {name: CollapseAccumulator(num_classes, variant=variant) for name in layers}
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     run = forward if forward is not None else model
+    # Inputs of the wrong float dtype fail inside the model with a torch message; say it first
+    # (only for models of one floating dtype, called directly).
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    dtype = dtypes.pop() if len(dtypes) == 1 and forward is None else None
     flags = _seq_first_flags(model, layers)
     hooks = _PooledOutputs(modules, layers, flags, spatial=spatial, tokens=tokens)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            _one_pass(data, run, device, hooks, accumulators, "update_means")
-            _one_pass(data, run, device, hooks, accumulators, "update_within")
+            _one_pass(data, run, (device, dtype), hooks, accumulators, "update_means")
+            _one_pass(data, run, (device, dtype), hooks, accumulators, "update_within")
     finally:
         hooks.remove()
         model.train(was_training)
@@ -249,8 +270,24 @@ def layer_collapse(
     )
 
 
-def _check_request(model: nn.Module, data: object, layers: Sequence[str]) -> dict[str, nn.Module]:
-    """The model's named modules, after checking that ``data`` and ``layers`` can be measured."""
+def _check_request(
+    model: object, data: object, layers: Sequence[str], forward: object
+) -> dict[str, nn.Module]:
+    """The model's named modules, after checking that ``model``, ``data``, ``layers`` and
+    ``forward`` can be measured (no parameter value is read)."""
+    check_type("model", model, nn.Module, "pass the network, e.g. clip.visual")
+    if forward is not None and not callable(forward):
+        raise TypeError(f"forward must be callable or None, got {type(forward).__name__}")
+    if any(p.is_meta for p in model.parameters()):
+        raise ValueError(
+            "model has 'meta' parameters (shapes without data), so its layers compute nothing; "
+            "load its weights first, e.g. model.to_empty(device='cpu') then load_state_dict"
+        )
+    if not isinstance(data, Iterable):
+        raise TypeError(
+            f"data must be a re-iterable of (x, y) batches (a DataLoader, list or tuple), got "
+            f"{type(data).__name__}"
+        )
     if isinstance(data, Iterator):
         raise ValueError(
             "data must be re-iterable (a DataLoader, list or tuple), not a one-shot iterator or "
@@ -303,12 +340,16 @@ class _PooledOutputs:
 def _one_pass(
     data: Iterable[tuple[Any, Tensor]],
     run: Callable[[Any], Any],
-    device: torch.device,
+    target: tuple[torch.device, torch.dtype | None],
     hooks: _PooledOutputs,
     accumulators: dict[str, CollapseAccumulator],
     update: str,
 ) -> None:
-    """Run every batch once and feed each layer's pooled output to its accumulator's ``update``."""
+    """Run every batch once and feed each layer's pooled output to its accumulator's ``update``.
+
+    ``target``: the model's device, and the dtype floating inputs must have (``None``: any).
+    """
+    device, dtype = target
     seen = 0
     for batch in data:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
@@ -316,6 +357,7 @@ def _one_pass(
         x, y = batch[0], batch[1]
         if not isinstance(y, Tensor) or y.ndim != 1:
             raise ValueError(f"labels y must be a 1-D tensor of shape (B,), got {y!r:.80}")
+        _check_inputs(x, y, dtype, seen)
         hooks.batch_size = y.shape[0]
         hooks.captured.clear()
         run(x.to(device) if isinstance(x, Tensor) else x)
@@ -330,6 +372,22 @@ def _one_pass(
         seen += 1
     if seen == 0:
         raise ValueError("data yielded no batches")
+
+
+def _check_inputs(x: object, y: Tensor, dtype: torch.dtype | None, index: int) -> None:
+    """Metadata checks of one batch's inputs ``x`` against its labels and the model's dtype."""
+    if not isinstance(x, Tensor) or x.ndim == 0:
+        return  # the model's own business (tokenised text, dicts, ...)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"x and y of batch {index} disagree: x has {x.shape[0]} rows (shape "
+            f"{tuple(x.shape)}), y has {y.shape[0]} labels; every sample needs one label"
+        )
+    if dtype is not None and x.is_floating_point() and x.dtype != dtype:
+        raise ValueError(
+            f"x of batch {index} has dtype {x.dtype} but the model's parameters are {dtype}; "
+            f"convert the inputs (x.to({dtype})) or the model, or pass forward="
+        )
 
 
 def linear_layer_collapse(
@@ -351,8 +409,11 @@ def linear_layer_collapse(
         \ \ (\text{rows } \boldsymbol z^l_i = \boldsymbol W_{l:1}\boldsymbol x_i),\quad l=1,\dots,L .
 
     Args:
-        weights: ``L`` matrices, ``W_l`` of shape ``(d_l, d_{l-1})``.
-        X: inputs of shape ``(N, d_0)``.
+        weights: a non-empty list (or tuple) of ``L`` matrices, ``W_l`` of shape
+            ``(d_l, d_{l-1})``, finite, in ``X``'s dtype (on any device: they are moved to
+            ``X``'s).
+        X: inputs of shape ``(N, d_0)``, real floating point (float16 and bfloat16 included),
+            finite.
         labels: ``y`` of shape ``(N,)``, integers in ``[0, K)``.
         num_classes: ``K``; defaults to ``max(y) + 1``.
         variant: as in :func:`lib.metrics.nc1`.
@@ -372,19 +433,9 @@ def linear_layer_collapse(
         >>> out.layers, out.trace_ratio  # scaling a layer leaves D unchanged
         (('input', '1'), tensor([1.5000, 1.5000], dtype=torch.float64))
     """
-    if not isinstance(X, Tensor) or X.ndim != 2:
-        raise ValueError(
-            f"X must be a 2-D tensor of shape (N, d_0), got {getattr(X, 'shape', X)!r}"
-        )
-    if not weights:
-        raise ValueError("weights must be a non-empty list of (d_l, d_{l-1}) matrices")
+    _check_linear_request(weights, X, variant)
     features = [X]
-    for depth, W in enumerate(weights, start=1):
-        if not isinstance(W, Tensor) or W.ndim != 2 or W.shape[1] != features[-1].shape[1]:
-            raise ValueError(
-                f"W_{depth} must have shape (d_{depth}, {features[-1].shape[1]}) to follow the previous "
-                f"layer; got {tuple(W.shape) if isinstance(W, Tensor) else type(W).__name__}"
-            )
+    for W in weights:
         features.append(features[-1] @ W.detach().to(features[-1].device).mT)  # (N, d_l)
     values = [
         (nc1(Z, labels, num_classes, variant=variant), trace_ratio(Z, labels, num_classes))
@@ -397,3 +448,41 @@ def linear_layer_collapse(
         dims=tuple(Z.shape[1] for Z in features),
         num_samples=X.shape[0],
     )
+
+
+def _check_linear_request(weights: object, X: object, variant: object) -> None:
+    """Arguments of :func:`linear_layer_collapse`: types, shapes, dtypes, devices, then values."""
+    _check_option("variant", variant, ("lecture", "papyan", "he_su"))
+    if not isinstance(X, Tensor) or X.ndim != 2:
+        raise ValueError(
+            f"X must be a 2-D tensor of shape (N, d_0), got {getattr(X, 'shape', X)!r}"
+        )
+    if not X.is_floating_point():
+        raise ValueError(f"X must be a floating-point tensor, got dtype {X.dtype}")
+    check_not_meta("X", X)
+    if not isinstance(weights, (list, tuple)) or not weights:
+        got = (
+            f"a tensor of shape {tuple(weights.shape)}"
+            if isinstance(weights, Tensor)
+            else (repr(weights) if not isinstance(weights, (list, tuple)) else "[]")
+        )
+        raise ValueError(
+            f"weights must be a non-empty list of (d_l, d_{{l-1}}) matrices, got {got:.80}"
+        )
+    width = X.shape[1]
+    for depth, W in enumerate(weights, start=1):
+        if not isinstance(W, Tensor) or W.ndim != 2 or W.shape[1] != width:
+            raise ValueError(
+                f"W_{depth} must have shape (d_{depth}, {width}) to follow the previous "
+                f"layer; got {tuple(W.shape) if isinstance(W, Tensor) else type(W).__name__}"
+            )
+        if W.dtype != X.dtype:
+            raise ValueError(
+                f"W_{depth} has dtype {W.dtype} but X has {X.dtype}; use one dtype, e.g. "
+                f"W.to(X.dtype)"
+            )
+        check_not_meta(f"W_{depth}", W)
+        width = W.shape[0]
+    for name, T in [("X", X)] + [(f"W_{d}", W) for d, W in enumerate(weights, start=1)]:
+        if not bool(torch.isfinite(T).all()):
+            raise ValueError(f"{name} contains NaN or Inf; the layer features would too")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import torch
 
-from lib._checks import check_int
+from lib._checks import check_int, check_not_meta, check_type
 
 __all__ = [
     "environment",
@@ -35,6 +35,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     passed to :class:`torch.device` after checking that the backend exists, so a notebook asked to
     run with ``DEVICE="cuda"`` on a machine without a GPU fails at once with a message instead of
     deep inside a training loop.
+
+    Requests that cannot run here raise a ``ValueError`` naming ``device``: ``cuda`` without a
+    GPU or with an index beyond the GPUs present, ``mps`` where it is unavailable, and ``meta``
+    (shapes without data: nothing can be computed there).
 
     Args:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a ``torch.device``.
@@ -69,6 +73,23 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             f"device {device!r} was requested but no CUDA GPU is available here; "
             "use DEVICE='auto' or 'cpu' (on Colab: Runtime > Change runtime type > GPU)"
         )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {device!r} was requested but this machine has "
+            f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0; use 'cuda' or 'cuda:0'"
+        )
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"device {device!r} was requested but Apple's MPS is not available here; "
+                "use DEVICE='auto' or 'cpu'"
+            )
+    if dev.type == "meta":
+        raise ValueError(
+            f"device {device!r} holds shapes without data, so nothing can run there; "
+            "use DEVICE='auto', 'cpu' or 'cuda'"
+        )
     return dev
 
 
@@ -79,13 +100,13 @@ def seed_everything(seed: int) -> torch.Generator:
     pass explicit ``generator=`` objects to ``lib`` functions where reproducibility matters.
 
     Args:
-        seed: a non-negative integer.
+        seed: an integer in ``[0, 2**64)`` (Python or NumPy integer), torch's seed range.
 
     Returns:
         A CPU ``torch.Generator`` seeded with ``seed``, for passing as ``generator=``.
     """
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be a non-negative integer below 2**64, got {seed!r}")
     seed = int(seed)
     random.seed(seed)
     try:
@@ -108,10 +129,12 @@ def setup(
 
     Prints one line (``device: cpu  seed: 0``) so a reader sees where the notebook ran.
 
+    Every argument is checked before anything is seeded or set.
+
     Args:
         seed: seed for :func:`seed_everything`.
         device: device request for :func:`resolve_device`.
-        style: apply the book's matplotlib style (:func:`lib.plotting.use_style`).
+        style: ``bool``, apply the book's matplotlib style (:func:`lib.plotting.use_style`).
         threads: CPU threads for torch (``torch.set_num_threads``); ``None`` keeps torch's
             default. Chapters of small matrices pass ``threads=1``: one thread is fastest there,
             and it does not stall when the CPU is busy.
@@ -126,8 +149,9 @@ def setup(
     """
     if threads is not None:
         threads = check_int("threads", threads, 1)
+    check_type("style", style, bool)
+    dev = resolve_device(device)  # before seeding: no side effect if the request is refused
     seed_everything(seed)
-    dev = resolve_device(device)
     if threads is not None:
         torch.set_num_threads(threads)
     if style:
@@ -142,14 +166,30 @@ def format_value(value: object, digits: int = 4) -> str:
     """Format a scalar with ``digits`` significant digits; 0-dim tensors are unwrapped.
 
     Rounding to a few significant digits keeps printed outputs identical across BLAS builds and
-    thread counts, which is what lets nbval compare stored outputs with a fresh run.
+    thread counts, which is what lets nbval compare stored outputs with a fresh run. NaN and
+    infinities print as ``nan``, ``inf``, ``-inf``.
+
+    Args:
+        value: a Python number, NumPy scalar, one-element tensor or array, bool, str or None.
+        digits: significant digits, an integer ``>= 1``.
+
+    Returns:
+        The text.
     """
+    return _format(value, check_int("digits", digits, 1), "value")
+
+
+def _format(value: object, digits: int, name: str) -> str:
+    """:func:`format_value` of a checked ``digits``; errors name the value ``name``."""
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple) and math.prod(shape) != 1:  # torch.Size is a tuple
+        kind = "tensor" if isinstance(value, torch.Tensor) else "array"
+        raise ValueError(
+            f"{name} is not a scalar: report prints scalars only; got a {kind} of shape "
+            f"{tuple(shape)} (reduce it first, or print a rounded summary)"
+        )
     if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(
-                f"report prints scalars only; got a tensor of shape {tuple(value.shape)} "
-                "(reduce it first, or print a rounded summary)"
-            )
+        check_not_meta(name, value)
         value = value.item()
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return str(value)
@@ -163,9 +203,12 @@ def format_value(value: object, digits: int = 4) -> str:
             return "0"
         text = f"{x:.{digits}g}"
         return "0" if float(text) == 0.0 else text  # never print "-0"
-    if hasattr(value, "item") and callable(value.item):  # NumPy scalars
-        return format_value(value.item(), digits)
-    raise ValueError(f"cannot format {type(value).__name__} as a scalar")
+    if hasattr(value, "item") and callable(value.item):  # NumPy scalars and 1-element arrays
+        return _format(value.item(), digits, name)
+    raise ValueError(
+        f"{name} must be a number, NumPy scalar or one-element tensor; cannot format "
+        f"{type(value).__name__} as a scalar"
+    )
 
 
 def format_report(
@@ -174,18 +217,23 @@ def format_report(
     """Text of :func:`report`: named scalars rounded to ``digits`` significant digits, aligned.
 
     Args:
-        values: mapping from name to a Python number, NumPy scalar or 0-dim tensor.
-        digits: significant digits.
+        values: mapping from name (a ``str``) to a Python number, NumPy scalar or 0-dim tensor.
+        digits: significant digits, an integer ``>= 1``.
         **kwargs: more name/value pairs.
 
     Returns:
         One line per value.
     """
+    digits = check_int("digits", digits, 1)
+    if values is not None:
+        check_type("values", values, Mapping, "name -> value, e.g. {'NC1': 0.5}")
     items = dict(values or {}, **kwargs)
     if not items:
         raise ValueError("report needs at least one name=value pair")
+    for k in items:
+        check_type(f"the name {k!r} in values", k, str)
     width = max(len(k) for k in items)
-    return "\n".join(f"{k:<{width}}  {format_value(v, digits)}" for k, v in items.items())
+    return "\n".join(f"{k:<{width}}  {_format(v, digits, k)}" for k, v in items.items())
 
 
 def report(values: Mapping[str, object] | None = None, digits: int = 4, **kwargs: object) -> None:

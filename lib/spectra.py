@@ -24,7 +24,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from lib._checks import check_real
+from lib._checks import check_not_meta, check_option, check_real, check_type
 
 __all__ = [
     "Cluster",
@@ -43,13 +43,43 @@ Side = Literal["right", "left"]
 _SIDES = ("right", "left")
 
 
-def _check_matrix(name: str, W: object, min_ndim: int = 2) -> Tensor:
+def _check_matrix(name: str, W: object, min_ndim: int = 2, *, svd=False, finite=False) -> Tensor:
+    """``W`` if it is a real floating tensor with data and ``>= min_ndim`` dimensions; ``svd``:
+    also not float16/bfloat16; ``finite``: then no NaN/Inf (one host sync, values read last)."""
     if not isinstance(W, Tensor) or W.ndim < min_ndim:
         got = tuple(W.shape) if isinstance(W, Tensor) else type(W).__name__
-        raise ValueError(f"{name} must be a tensor with at least {min_ndim} dimensions, got {got}")
+        dims = "dimension" if min_ndim == 1 else "dimensions"
+        raise ValueError(f"{name} must be a tensor with at least {min_ndim} {dims}, got {got}")
     if not W.is_floating_point():
         raise ValueError(f"{name} must be floating point, got {W.dtype}")
+    if svd and W.dtype in (torch.float16, torch.bfloat16):  # torch has no SVD kernel for them
+        raise ValueError(f"{name} must be float32 or float64 (torch has no SVD for {W.dtype}); "
+                         f"convert it: {name}.double()")  # fmt: skip
+    check_not_meta(name, W)
+    if finite:
+        _check_finite(name, W)
     return W
+
+
+def _check_finite(name: str, W: Tensor) -> None:
+    """Refuse NaN/Inf in ``W`` (one host sync), naming it."""
+    if not bool(torch.isfinite(W).all()):
+        n = int((~torch.isfinite(W)).sum())
+        raise ValueError(f"{name} contains {n} non-finite value(s) (NaN or Inf); did the "
+                         "training diverge?")  # fmt: skip
+
+
+def _check_pair(name: str, W: Tensor, ref_name: str, ref: Tensor, tail: int) -> None:
+    """Refuse ``W`` on another device than ``ref`` or not batch-broadcastable with it."""
+    if W.device != ref.device:
+        raise ValueError(f"{name} is on {W.device} but {ref_name} is on {ref.device}; move one, "
+                         f"e.g. {name}.to({ref_name}.device)")  # fmt: skip
+    batch, ref_batch = W.shape[: W.ndim - tail], ref.shape[: ref.ndim - tail]
+    try:
+        torch.broadcast_shapes(batch, ref_batch)
+    except RuntimeError:
+        raise ValueError(f"{name} has batch shape {tuple(batch)}, which does not broadcast with "
+                         f"{ref_name}'s {tuple(ref_batch)}") from None  # fmt: skip
 
 
 def _check_orthonormal(name: str, Q: Tensor) -> None:
@@ -85,10 +115,11 @@ def singular_values(W: Tensor) -> Tensor:
         W = U\,\mathrm{diag}(\sigma_1 \ge \dots \ge \sigma_k)\,V_h,\qquad k = \min(m, n).
 
     Args:
-        W: ``(..., m, n)``, e.g. ``history.trajectory(0)`` ``(T, d_1, d_0)``.
+        W: ``(..., m, n)``, e.g. ``history.trajectory(0)`` ``(T, d_1, d_0)``; float32 or
+            float64 (torch has no half-precision SVD), finite, not meta (else ``ValueError``).
 
     Returns:
-        ``(..., k)`` on ``W``'s device.
+        ``(..., k)`` on ``W``'s device (empty when ``k == 0``).
 
     Reference:
         Lecture 6, section 2, figure "Evolution of SVD of the weight matrix", left panel.
@@ -97,7 +128,7 @@ def singular_values(W: Tensor) -> Tensor:
         >>> singular_values(torch.diag(torch.tensor([1.0, 3.0, 2.0])))
         tensor([3., 2., 1.])
     """
-    return torch.linalg.svdvals(_check_matrix("W", W))
+    return torch.linalg.svdvals(_check_matrix("W", W, svd=True, finite=True))
 
 
 def vector_angle(a: Tensor, b: Tensor, sign_invariant: bool = True) -> Tensor:
@@ -113,25 +144,43 @@ def vector_angle(a: Tensor, b: Tensor, sign_invariant: bool = True) -> Tensor:
     defined up to sign, hence ``sign_invariant=True`` (result in :math:`[0, \pi/2]`).
 
     Args:
-        a: ``(..., n)``.
-        b: ``(..., n)``, broadcastable with ``a``.
-        sign_invariant: treat ``b`` and ``-b`` as the same direction.
+        a: ``(..., n)``, real floating (half precision included), finite, no zero vector.
+        b: ``(..., n)``, batch-broadcastable with ``a``, on its device; the same conditions.
+        sign_invariant: ``bool``, treat ``b`` and ``-b`` as the same direction.
 
     Returns:
-        ``(...)`` radians.
+        ``(...)`` radians (one host sync checks the norms).
 
     Example:
         >>> vector_angle(torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0]))
         tensor(0.7854)
     """
-    a = a / torch.linalg.vector_norm(a, dim=-1, keepdim=True)
-    b = b / torch.linalg.vector_norm(b, dim=-1, keepdim=True)
+    a, b = _check_matrix("a", a, min_ndim=1), _check_matrix("b", b, min_ndim=1)
+    check_type("sign_invariant", sign_invariant, bool)
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"a and b must have the same length n: a has shape {tuple(a.shape)}, "
+                         f"b has {tuple(b.shape)}")  # fmt: skip
+    _check_pair("b", b, "a", a, tail=1)
+    norm_a, norm_b = (torch.linalg.vector_norm(v, dim=-1, keepdim=True) for v in (a, b))
+    _check_norms(norm_a, norm_b)
+    a, b = a / norm_a, b / norm_b
     if sign_invariant:
         s = torch.where((a * b).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(a.dtype)
         b = s * b
     return 2 * torch.atan2(
         torch.linalg.vector_norm(a - b, dim=-1), torch.linalg.vector_norm(a + b, dim=-1)
     )
+
+
+def _check_norms(norm_a: Tensor, norm_b: Tensor) -> None:
+    """Refuse zero, NaN or infinite vector norms (one host sync; diagnosed only on failure)."""
+    ok = [torch.isfinite(v) & (v > 0) for v in (norm_a, norm_b)]
+    if bool(ok[0].all() & ok[1].all()):
+        return
+    name, norms = ("a", norm_a) if not bool(ok[0].all()) else ("b", norm_b)
+    zeros = int((norms == 0).sum())
+    what = f"{zeros} zero vector(s)" if zeros else "NaN or Inf entries (or a norm overflows)"
+    raise ValueError(f"{name} has {what}; the angle is undefined")
 
 
 def singular_vector_angles(W: Tensor, W_ref: Tensor, side: Side = "right") -> Tensor:
@@ -149,8 +198,8 @@ def singular_vector_angles(W: Tensor, W_ref: Tensor, side: Side = "right") -> Te
     :func:`largest_principal_angle` instead.
 
     Args:
-        W: ``(..., m, n)``, e.g. a trajectory ``(T, m, n)``.
-        W_ref: ``(m, n)`` or broadcastable to ``W``.
+        W: ``(..., m, n)``, e.g. a trajectory ``(T, m, n)``; float32 or float64, finite.
+        W_ref: ``(m, n)`` or batch-broadcastable with ``W``, on its device; the same conditions.
         side: ``"right"`` (:math:`v_i`, rows of ``Vh``) or ``"left"`` (:math:`u_i`, columns of ``U``).
 
     Returns:
@@ -165,11 +214,13 @@ def singular_vector_angles(W: Tensor, W_ref: Tensor, side: Side = "right") -> Te
         >>> singular_vector_angles(W, -W)
         tensor([0., 0., 0.], dtype=torch.float64)
     """
-    if side not in _SIDES:
-        raise ValueError(f"unknown side {side!r}; allowed values: {', '.join(map(repr, _SIDES))}")
-    W, W_ref = _check_matrix("W", W), _check_matrix("W_ref", W_ref)
+    check_option("side", side, _SIDES)
+    W, W_ref = _check_matrix("W", W, svd=True), _check_matrix("W_ref", W_ref, svd=True)
     if W.shape[-2:] != W_ref.shape[-2:]:
         raise ValueError(f"W is {tuple(W.shape[-2:])} but W_ref is {tuple(W_ref.shape[-2:])}")
+    _check_pair("W_ref", W_ref, "W", W, tail=2)
+    _check_finite("W", W)
+    _check_finite("W_ref", W_ref)
     U, _, Vh = torch.linalg.svd(W, full_matrices=False)  # (..., m, k), (..., k, n)
     U0, _, Vh0 = torch.linalg.svd(W_ref, full_matrices=False)
     if side == "right":
@@ -205,7 +256,8 @@ def principal_angles(A: Tensor, B: Tensor) -> Tensor:
         >>> principal_angles(A, B)
         tensor([0.7854], dtype=torch.float64)
     """
-    A, B = _check_matrix("A", A), _check_matrix("B", B)
+    A, B = _check_matrix("A", A, svd=True), _check_matrix("B", B, svd=True)
+    _check_pair("B", B, "A", A, tail=2)
     if A.shape[-2] != B.shape[-2]:
         raise ValueError(
             f"A and B must live in the same space: {A.shape[-2]} vs {B.shape[-2]} rows"
@@ -302,11 +354,7 @@ def coinciding_singular_values(S: Tensor, tol: float = 1e-10) -> Cluster:
     k = S.shape[-1]
     if k == 0:
         raise ValueError("S is empty")
-    if not bool(torch.isfinite(S).all()):
-        raise ValueError(
-            f"S contains {int((~torch.isfinite(S)).sum())} non-finite value(s) (NaN or Inf); "
-            "the SVD came from a diverged matrix"
-        )
+    _check_finite("S", S)
     if not bool((S[..., :-1] >= S[..., 1:]).all()):
         raise ValueError(
             "S must be in descending order (largest first), as torch.linalg.svdvals and "
@@ -344,7 +392,7 @@ def coinciding_subspaces(W: Tensor, tol: float = 1e-10) -> tuple[Tensor, Tensor]
     :func:`largest_principal_angle`, e.g. ``largest_principal_angle(Vh_c.mT, V2)``).
 
     Args:
-        W: ``(m, n)`` one matrix.
+        W: ``(m, n)`` one non-empty matrix, float32 or float64, finite.
         tol: as in :func:`coinciding_singular_values`.
 
     Returns:
@@ -359,9 +407,13 @@ def coinciding_subspaces(W: Tensor, tol: float = 1e-10) -> tuple[Tensor, Tensor]
         >>> tuple(U_c.shape), tuple(Vh_c.shape)
         ((4, 2), (2, 4))
     """
-    W = _check_matrix("W", W)
+    W = _check_matrix("W", W, svd=True)
     if W.ndim != 2:
         raise ValueError(f"W must be one (m, n) matrix, got shape {tuple(W.shape)}")
+    _check_tol("tol", tol)
+    if W.numel() == 0:
+        raise ValueError(f"W is empty (shape {tuple(W.shape)}): it has no singular values")
+    _check_finite("W", W)
     U, S, Vh = torch.linalg.svd(W, full_matrices=False)
     c = coinciding_singular_values(S, tol)
     s, m = int(c.start), int(c.count)
@@ -379,7 +431,8 @@ def balancedness_gap(weights: Sequence[Tensor]) -> Tensor:
     square layers makes it zero, and GD with a small step keeps it small (weight decay shrinks it).
 
     Args:
-        weights: ``L`` tensors ``(..., d_l, d_{l-1})`` with a common batch shape (e.g. a
+        weights: a list (or tuple, not a stacked tensor) of ``L >= 2`` finite real floating
+            tensors ``(..., d_l, d_{l-1})`` on one device, batch shapes broadcastable (e.g. a
             :class:`lib.dln.History` entry, or ``[h.trajectory(i) for i in range(L)]``).
 
     Returns:
@@ -394,17 +447,28 @@ def balancedness_gap(weights: Sequence[Tensor]) -> Tensor:
         >>> balancedness_gap([I, 2 * I])
         tensor([5.1962])
     """
-    if isinstance(weights, Tensor) or len(weights) < 2:
-        raise ValueError("balancedness_gap needs a list of at least 2 weight matrices")
-    gaps = []
-    for i in range(len(weights) - 1):
-        A, B = _check_matrix(f"W_{i + 1}", weights[i]), _check_matrix(f"W_{i + 2}", weights[i + 1])
-        if B.shape[-1] != A.shape[-2]:
-            raise ValueError(
-                f"shape mismatch: W_{i + 2} has {B.shape[-1]} columns, W_{i + 1} has {A.shape[-2]} rows"
-            )
-        gaps.append(torch.linalg.matrix_norm(B.mT @ B - A @ A.mT))
+    Ws = _check_weight_list(weights)
+    gaps = [torch.linalg.matrix_norm(B.mT @ B - A @ A.mT) for A, B in zip(Ws[:-1], Ws[1:])]
     return torch.stack(gaps, dim=-1)
+
+
+def _check_weight_list(weights: object) -> list[Tensor]:
+    """The matrices of :func:`balancedness_gap`, checked: type, shapes, device, then values."""
+    if isinstance(weights, Tensor) or (isinstance(weights, (list, tuple)) and len(weights) < 2):
+        got = f"shape {tuple(weights.shape)}" if isinstance(weights, Tensor) else len(weights)
+        raise ValueError(f"weights must be a list of at least 2 weight matrices, got {got} "
+                         "(for a stacked tensor pass list(W))")  # fmt: skip
+    check_type("weights", weights, (list, tuple), "the L weight matrices W_1, ..., W_L")
+    Ws = [_check_matrix(f"W_{i + 1}", W) for i, W in enumerate(weights)]
+    for i in range(1, len(Ws)):
+        A, B = Ws[i - 1], Ws[i]
+        if B.shape[-1] != A.shape[-2]:
+            raise ValueError(f"shape mismatch: W_{i + 1} has {B.shape[-1]} columns, W_{i} has "
+                             f"{A.shape[-2]} rows")  # fmt: skip
+        _check_pair(f"W_{i + 1}", B, f"W_{i}", A, tail=2)
+    for i, W in enumerate(Ws):
+        _check_finite(f"W_{i + 1}", W)
+    return Ws
 
 
 def numerical_rank(W: Tensor, rtol: float = 1e-6) -> Tensor:
@@ -418,11 +482,11 @@ def numerical_rank(W: Tensor, rtol: float = 1e-6) -> Tensor:
     :math:`2r` at any ``rtol`` above :math:`\rho^L/\sigma_1`.
 
     Args:
-        W: ``(..., m, n)``.
+        W: ``(..., m, n)``, float32 or float64, finite (as in :func:`singular_values`).
         rtol: relative threshold (``>= 0``).
 
     Returns:
-        ``(...)`` int64.
+        ``(...)`` int64; 0 for a zero matrix (no value exceeds ``rtol * 0``) or an empty one.
 
     Reference:
         Lecture 6, section 2, "Implicit low-rank bias".
@@ -431,6 +495,6 @@ def numerical_rank(W: Tensor, rtol: float = 1e-6) -> Tensor:
         >>> int(numerical_rank(torch.diag(torch.tensor([1.0, 1e-3, 1e-9]))))
         2
     """
-    S = singular_values(W)
     rtol = _check_tol("rtol", rtol)
+    S = singular_values(W)
     return (S > rtol * S[..., :1]).sum(-1)

@@ -12,6 +12,12 @@ from lib import claims
 
 NAN = float("nan")
 
+EXEMPT = {
+    "lib.claims.ClaimError": "an exception class that lib raises, never called with input",
+    "lib.claims.ClaimWarning": "a warning category that lib emits, never called with input",
+    "lib.claims.strict": "takes no arguments; it reads one environment variable, tested below",
+}
+
 
 @covers(claims.claim)
 @pytest.mark.parametrize(
@@ -19,7 +25,7 @@ NAN = float("nan")
 )
 def test_true_claims_pass_silently(condition, monkeypatch, recwarn):
     monkeypatch.setenv(claims.STRICT_ENV, "1")
-    assert claims.claim(condition, "a true sentence") is True
+    assert claims.claim(condition, "a true sentence") is None
     assert not recwarn.list
 
 
@@ -38,7 +44,7 @@ def test_false_or_nan_claims_raise_under_the_test_command(condition, monkeypatch
 def test_false_claims_only_warn_outside_the_test_command(value, monkeypatch):
     monkeypatch.setenv(claims.STRICT_ENV, value)
     with pytest.warns(claims.ClaimWarning, match="A beats B"):
-        assert claims.claim(False, "A beats B") is False
+        assert claims.claim(False, "A beats B") is None
 
 
 def test_the_test_command_is_strict():

@@ -1,7 +1,8 @@
 """lib.transfer fails loudly on bad inputs (issue 15): every case names the argument at fault.
 
-Tiny offline models (``small_resnet``) on a handful of 8×8 images; nothing here trains more than
-one short epoch.
+Training, the features cache and the experiments' argument checks; the other public names are in
+``test_bad_inputs_transfer_2.py``. Tiny offline models (``small_resnet``) on a handful of 8×8
+images; nothing here trains more than one short epoch.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from _cases import case, covers
 from torch.utils.data import DataLoader, TensorDataset
 
 from lib import transfer
 from lib.transfer import _cache as transfer_cache
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 FAST = transfer.FitConfig(epochs=1, batch_size=4, probe_iters=3, progress=False)
 
 
@@ -39,38 +42,53 @@ def model(method="linear_probe", seed=0):
 # --------------------------------------------------------------------------------------------
 
 BAD_CONFIG = [
-    ({"epochs": -1}, ValueError, "epochs"),
-    ({"epochs": 1.5}, ValueError, "epochs"),
-    ({"epochs": True}, ValueError, "epochs"),
-    ({"batch_size": 0}, ValueError, "batch_size"),
-    ({"batch_size": 4.0}, ValueError, "batch_size"),
-    ({"lr": math.nan}, ValueError, "lr"),
-    ({"lr": math.inf}, ValueError, "lr"),
-    ({"lr": 0.0}, ValueError, "lr"),
-    ({"lr": -0.1}, ValueError, "lr"),
-    ({"lr": "0.1"}, ValueError, "lr"),
-    ({"momentum": -0.1}, ValueError, "momentum"),
-    ({"momentum": 1.0}, ValueError, "momentum"),
-    ({"momentum": math.nan}, ValueError, "momentum"),
-    ({"weight_decay": -1e-4}, ValueError, "weight_decay"),
-    ({"weight_decay": math.nan}, ValueError, "weight_decay"),
-    ({"label_smoothing": -0.1}, ValueError, "label_smoothing"),
-    ({"label_smoothing": 1.5}, ValueError, "label_smoothing"),
-    ({"probe_iters": 0}, ValueError, "probe_iters"),
-    ({"num_workers": -1}, ValueError, "num_workers"),
-    ({"amp": "yes"}, TypeError, "amp"),
-    ({"progress": 1}, TypeError, "progress"),
+    case("epochs-1", transfer.FitConfig, {"epochs": -1}, ValueError, "epochs"),
+    case("epochs-2", transfer.FitConfig, {"epochs": 1.5}, ValueError, "epochs"),
+    case("epochs-3", transfer.FitConfig, {"epochs": True}, ValueError, "epochs"),
+    case("batch_size-1", transfer.FitConfig, {"batch_size": 0}, ValueError, "batch_size"),
+    case("batch_size-2", transfer.FitConfig, {"batch_size": 4.0}, ValueError, "batch_size"),
+    case("lr-1", transfer.FitConfig, {"lr": math.nan}, ValueError, "lr"),
+    case("lr-2", transfer.FitConfig, {"lr": math.inf}, ValueError, "lr"),
+    case("lr-3", transfer.FitConfig, {"lr": 0.0}, ValueError, "lr"),
+    case("lr-4", transfer.FitConfig, {"lr": -0.1}, ValueError, "lr"),
+    case("lr-5", transfer.FitConfig, {"lr": "0.1"}, ValueError, "lr"),
+    case("momentum-1", transfer.FitConfig, {"momentum": -0.1}, ValueError, "momentum"),
+    case("momentum-2", transfer.FitConfig, {"momentum": 1.0}, ValueError, "momentum"),
+    case("momentum-3", transfer.FitConfig, {"momentum": math.nan}, ValueError, "momentum"),
+    case("weight_decay-1", transfer.FitConfig, {"weight_decay": -1e-4}, ValueError, "weight_decay"),
+    case(
+        "weight_decay-2", transfer.FitConfig, {"weight_decay": math.nan}, ValueError, "weight_decay"
+    ),
+    case(
+        "label_smoothing-1",
+        transfer.FitConfig,
+        {"label_smoothing": -0.1},
+        ValueError,
+        "label_smoothing",
+    ),
+    case(
+        "label_smoothing-2",
+        transfer.FitConfig,
+        {"label_smoothing": 1.5},
+        ValueError,
+        "label_smoothing",
+    ),
+    case("probe_iters-1", transfer.FitConfig, {"probe_iters": 0}, ValueError, "probe_iters"),
+    case("num_workers-1", transfer.FitConfig, {"num_workers": -1}, ValueError, "num_workers"),
+    case("amp-1", transfer.FitConfig, {"amp": "yes"}, TypeError, "amp"),
+    case("progress-1", transfer.FitConfig, {"progress": 1}, TypeError, "progress"),
 ]
 
 
 @pytest.mark.parametrize(("kwargs", "error", "name"), BAD_CONFIG)
 def test_fit_config_rejects_bad_fields(kwargs, error, name):
-    with pytest.raises(error, match=name):
+    with pytest.raises(error, match=rf"^{name} "):
         transfer.FitConfig(**kwargs)
-    with pytest.raises(error, match=name):
+    with pytest.raises(error, match=rf"^{name} "):
         dataclasses.replace(FAST, **kwargs)
 
 
+@covers(transfer.FitConfig, transfer.fit)
 def test_fit_config_accepts_numpy_numbers_and_zero_epochs():
     config = transfer.FitConfig(
         epochs=np.int64(0), batch_size=np.int64(4), lr=np.float64(0.1), progress=False
@@ -82,12 +100,14 @@ def test_fit_config_accepts_numpy_numbers_and_zero_epochs():
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
 
 
+@covers(transfer.fit)
 def test_fit_stops_on_a_non_finite_loss_and_says_the_weights_are_unusable():
     data = TensorDataset(torch.full((8, 1, 8, 8), math.nan), torch.arange(8) % 5)
     with pytest.raises(FloatingPointError, match="non-finite.*no longer usable.*config.lr"):
         transfer.fit(model("full_ft"), data, FAST)
 
 
+@covers(transfer.fit)
 def test_fit_refuses_a_config_of_the_wrong_type():
     with pytest.raises(TypeError, match="config must be a FitConfig"):
         transfer.fit(model("full_ft"), tensors(), {"lr": 0.1})
@@ -98,8 +118,17 @@ def test_fit_refuses_a_config_of_the_wrong_type():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [5, -1, 7])
-@pytest.mark.parametrize("method", ["full_ft", "linear_probe"])
+@pytest.mark.parametrize(
+    ("bad", "method"),
+    [
+        case(f"{method}-{bad}", target, bad, method)
+        for target, method in (
+            (transfer.fit, "full_ft"),
+            (transfer.fit_linear_probe, "linear_probe"),
+        )
+        for bad in (5, -1, 7)
+    ],
+)
 def test_labels_out_of_range_are_refused_before_training(bad, method):
     data = tensors(labels=[0, 1, 2, 3, 4, 0, 1, 2, 3, bad])
     net = model(method)
@@ -110,6 +139,7 @@ def test_labels_out_of_range_are_refused_before_training(bad, method):
             transfer.fit_linear_probe(net, data, FAST)
 
 
+@covers(transfer.fine_tune)
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_fine_tune_names_the_split_with_bad_labels(split):
     good, bad = tensors(), tensors(labels=[9] * 10)
@@ -128,28 +158,37 @@ CALLS = {
 }
 
 
-@pytest.mark.parametrize("call", sorted(CALLS))
+TARGETS = {name: getattr(transfer, name) for name in CALLS}
+
+
+def calls(names):
+    return [case(name, TARGETS[name], name) for name in names]
+
+
+@pytest.mark.parametrize("call", calls(sorted(CALLS)))
 def test_rgb_images_into_a_one_channel_network_are_refused(call):
     net = model("linear_probe" if call == "fit_linear_probe" else "full_ft")
     with pytest.raises(ValueError, match=r"images of data must be \(1, H, W\).*\(3, 8, 8\)"):
         CALLS[call](net, RGB)
 
 
-@pytest.mark.parametrize("call", ["extract_features", "accuracy"])
+@pytest.mark.parametrize("call", calls(["extract_features", "accuracy"]))
 def test_images_without_a_channel_axis_are_refused(call):
     data = TensorDataset(torch.randn(4, 8, 8), torch.arange(4))
     with pytest.raises(ValueError, match=r"images of data .* got shape \(8, 8\)"):
         CALLS[call](model(), data)
 
 
+@covers(transfer.TransferModel)
 def test_forward_names_x_for_a_wrong_shape():
     net = model()
     with pytest.raises(ValueError, match=r"x must be images \(B, 1, H, W\)"):
         net(torch.randn(2, 3, 8, 8))
     with pytest.raises(ValueError, match="x must be images"):
-        net(torch.randn(2, 64))
+        net.forward(torch.randn(2, 64))
 
 
+@covers(transfer.fine_tune)
 def test_fine_tune_names_the_split_with_rgb_images():
     with pytest.raises(ValueError, match="images of test must be"):
         transfer.fine_tune("small_resnet", "full_ft", tensors(), RGB, 5, config=FAST)
@@ -158,13 +197,14 @@ def test_fine_tune_names_the_split_with_rgb_images():
 EMPTY = TensorDataset(torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.long))
 
 
-@pytest.mark.parametrize("call", ["fit", "extract_features", "accuracy", "fit_linear_probe"])
+@pytest.mark.parametrize("call", calls(["fit", "extract_features", "accuracy", "fit_linear_probe"]))
 def test_empty_data_is_refused(call):
     net = model("linear_probe" if call == "fit_linear_probe" else "full_ft")
     with pytest.raises(ValueError, match="data is empty"):
         CALLS[call](net, EMPTY)
 
 
+@covers(transfer.accuracy, transfer.balanced_subset)
 def test_empty_data_is_refused_also_through_a_dataloader_and_by_balanced_subset():
     with pytest.raises(ValueError, match="data is empty"):
         transfer.accuracy(model(), DataLoader(EMPTY, batch_size=4))
@@ -172,6 +212,7 @@ def test_empty_data_is_refused_also_through_a_dataloader_and_by_balanced_subset(
         transfer.balanced_subset(EMPTY, 2)
 
 
+@covers(transfer.balanced_subset, transfer.extract_features, transfer.accuracy)
 def test_valid_edge_inputs_are_accepted():
     data = tensors()
     assert len(transfer.balanced_subset(data, np.int64(1))) == 5
@@ -182,130 +223,110 @@ def test_valid_edge_inputs_are_accepted():
     assert 0 <= float(transfer.accuracy(model(), data, batch_size=np.int64(3))) <= 1
 
 
-# --------------------------------------------------------------------------------------------
-# Unknown names: a ValueError listing the allowed values (never a bare KeyError)
-# --------------------------------------------------------------------------------------------
-
-
-UNKNOWN = [
-    (lambda: transfer.NUM_CLASSES["imagenet"], "unknown data set 'imagenet'.*'digits'"),
-    (lambda: transfer.KEY_LAYERS["resnet34"], "unknown backbone 'resnet34'.*'small_resnet'"),
-    (lambda: transfer.pretrain_source(dataset="imagenet"), "unknown dataset 'imagenet'"),
-    (lambda: transfer.pretrain_source(backbone="vgg"), "unknown backbone 'vgg'"),
-    (lambda: transfer.source_models("vgg"), "unknown backbone 'vgg'"),
-    (lambda: transfer.source_models("resnet50", compare=("vgg",)), "unknown compare"),
-    (lambda: transfer.collapse_vs_transfer([], "imagenet"), "unknown dataset 'imagenet'"),
-    (lambda: transfer.layer_nc1(model(), tensors(), 5, layers=["nope"]), "unknown layer 'nope'"),
-    (
-        lambda: transfer.TransferModel(
-            transfer.SmallResNet(),
-            torch.nn.Linear(128, 5),
-            backbone="small_resnet",
-            method="layer_ft",
-            key_layer="nope",
-        ),
-        "unknown key_layer 'nope'; allowed values: layer1.0",
-    ),
-]
-
-
-@pytest.mark.parametrize(("call", "match"), UNKNOWN)
-def test_unknown_names_raise_value_errors_listing_the_allowed_values(call, match):
-    with pytest.raises(ValueError, match=match):
-        call()
-
-
-def test_unknown_table_keys_are_still_key_errors_for_dict_code():
-    with pytest.raises(KeyError):
-        transfer.NUM_CLASSES["imagenet"]
-    assert transfer.NUM_CLASSES.get("imagenet") is None and "digits" in transfer.NUM_CLASSES
-    assert dict(transfer.NUM_CLASSES)["cifar10"] == 10
-
-
+@covers(transfer.layer_nc1)
 def test_layer_nc1_checks_num_classes():
     with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
         transfer.layer_nc1(model(), tensors(), 1)
 
 
 # --------------------------------------------------------------------------------------------
-# Experiments: empty sweeps, NaN rows, rank correlation
+# Wrong objects, dtypes, meta tensors, non-finite data and batches BatchNorm cannot use
 # --------------------------------------------------------------------------------------------
 
-EMPTY_SWEEPS = [
-    (
-        lambda: transfer.data_size_sweep("small_resnet", "digits", [2], ["full_ft"], seeds=()),
-        "seeds",
+FIT, PROBE, TUNE = transfer.fit, transfer.fit_linear_probe, transfer.fine_tune
+FEATURES, ACCURACY = transfer.extract_features, transfer.accuracy
+D, X, LIN, SR = tensors(), images(), torch.nn.Linear(2, 2), "small_resnet"
+F64_X = TensorDataset(images().double(), torch.arange(10) % 5)
+U8_X = TensorDataset(images().byte(), torch.arange(10) % 5)
+F16_X = TensorDataset(images().half(), torch.arange(10) % 5)
+FLOAT_Y = TensorDataset(images(), (torch.arange(10) % 5).float())
+COLUMN_Y = TensorDataset(images(), (torch.arange(10) % 5)[:, None])
+META_X = TensorDataset(torch.empty(4, 1, 8, 8, device="meta"), torch.arange(4))
+NAN_X = TensorDataset(torch.full((4, 1, 8, 8), math.nan), torch.arange(4))
+
+
+def meta(method="full_ft"):
+    return transfer.build(SR, 5, method, device="meta")
+
+
+TYPE_ERRORS = [
+    case("fit-model", FIT, lambda: FIT(None, D, FAST), "^model must be a Module"),
+    case("fit-data", FIT, lambda: FIT(model(), None, FAST), "^data must be a Dataset"),
+    case("fit-generator", FIT, lambda: FIT(model(), D, generator=0), "^generator "),
+    case("fit-callback", FIT, lambda: FIT(model(), D, callback=3), "^callback "),
+    case("features-model", FEATURES, lambda: FEATURES(LIN, D), "^model must be a TransferModel"),
+    case("features-amp", FEATURES, lambda: FEATURES(model(), D, amp="no"), "^amp "),
+    case("features-progress", FEATURES, lambda: FEATURES(model(), D, progress=1), "^progress "),
+    case("accuracy-model", ACCURACY, lambda: ACCURACY(None, D), "^model "),
+    case("accuracy-tensor", ACCURACY, lambda: ACCURACY(model(), X), "^data must be"),
+    case("probe-model", PROBE, lambda: PROBE(LIN, D), "^model must be a TransferModel"),
+    case("probe-config", PROBE, lambda: PROBE(model(), D, None), "^config "),
+    case("probe-cache", PROBE, lambda: PROBE(model(), D, FAST, cache=3), "^cache "),
+    case("tune-generator", TUNE, lambda: TUNE(SR, "full_ft", D, D, 5, generator=1), "^generator "),
+    case("tune-train", TUNE, lambda: TUNE(SR, "full_ft", None, D, 5), "^train "),
+    case("tune-test", TUNE, lambda: TUNE(SR, "full_ft", D, X, 5), "^test "),
+    case("tune-config", TUNE, lambda: TUNE(SR, "full_ft", D, D, 5, config={}), "^config "),
+]
+VALUE_ERRORS = [
+    case("fit-meta", FIT, lambda: FIT(meta(), D, FAST), "^model is on the 'meta' device"),
+    case("fit-float64", FIT, lambda: FIT(model(), F64_X, FAST), "^images of data have dtype"),
+    case("fit-float-labels", FIT, lambda: FIT(model(), FLOAT_Y, FAST), "^labels of data must be"),
+    case("fit-2d-labels", FIT, lambda: FIT(model(), COLUMN_Y, FAST), "^labels of data must be"),
+    case("fit-meta-images", FIT, lambda: FIT(model(), META_X, FAST), "^images of data is a 'meta'"),
+    case("fit-batch-of-1", FIT, lambda: FIT(model("full_ft"), tensors(9), FAST), "^batch_size=4"),
+    case("features-meta", FEATURES, lambda: FEATURES(meta(), D), "^model is on the 'meta'"),
+    case("features-batch", FEATURES, lambda: FEATURES(model(), D, batch_size=0), "^batch_size "),
+    case(
+        "features-workers", FEATURES, lambda: FEATURES(model(), D, num_workers=-1), "^num_workers"
     ),
-    (lambda: transfer.data_size_sweep("small_resnet", "digits", [], ["full_ft"]), "sizes"),
-    (lambda: transfer.data_size_sweep("small_resnet", "digits", [2], []), "methods"),
-    (lambda: transfer.data_size_sweep("small_resnet", "digits", [0], ["full_ft"]), "sizes"),
-    (lambda: transfer.data_size_sweep("small_resnet", "digits", [2], "full_ft"), "methods"),
-    (
-        lambda: transfer.data_size_sweep("small_resnet", "digits", [2], ["full_ft", "full_ft"]),
-        "methods must be distinct",
+    case("accuracy-meta", ACCURACY, lambda: ACCURACY(meta(), D), "^model is on the 'meta'"),
+    case(
+        "accuracy-uint8",
+        ACCURACY,
+        lambda: ACCURACY(model(), U8_X),
+        "^images of data have dtype torch.uint8",
     ),
-    (lambda: transfer.compare_methods("small_resnet", "digits", []), "methods"),
-    (lambda: transfer.collapse_vs_transfer([], "digits"), "sources"),
-    (lambda: transfer.source_models("small_resnet", lrs=()), "lrs"),
-    (lambda: transfer.source_models("small_resnet", lrs=(float("nan"),)), "lr"),
-    (lambda: transfer.pretrain_source(snapshots=()), "snapshots"),
-    (lambda: transfer.pretrain_source(snapshots=(-1,)), "snapshots"),
+    case(
+        "accuracy-float16",
+        ACCURACY,
+        lambda: ACCURACY(model(), F16_X),
+        "^images of data have dtype torch.float16",
+    ),
+    case("accuracy-meta-images", ACCURACY, lambda: ACCURACY(model(), META_X), "^images of data"),
+    case("accuracy-nan-images", ACCURACY, lambda: ACCURACY(model(), NAN_X), "^model gives NaN"),
+    case("probe-meta", PROBE, lambda: PROBE(meta("linear_probe"), D), "^model is on the 'meta'"),
+    case("probe-method", PROBE, lambda: PROBE(model("full_ft"), D), "method='linear_probe'"),
+    case("probe-float-labels", PROBE, lambda: PROBE(model(), FLOAT_Y, FAST), "^labels of data"),
+    case("tune-method", TUNE, lambda: TUNE(SR, "lora", D, D, 5), "^unknown method 'lora'"),
+    case("tune-num_classes", TUNE, lambda: TUNE(SR, "full_ft", D, D, 1), "^num_classes "),
+    case("tune-device", TUNE, lambda: TUNE(SR, "full_ft", D, D, 5, device="gpu0"), "^device "),
+    case("tune-float-labels", TUNE, lambda: TUNE(SR, "full_ft", FLOAT_Y, D, 5), "^labels of train"),
 ]
 
 
-@pytest.mark.parametrize(("call", "name"), EMPTY_SWEEPS)
-def test_empty_or_bad_sweeps_are_refused_before_any_training(call, name):
-    with pytest.raises(ValueError, match=name):
+@pytest.mark.parametrize(("call", "match"), TYPE_ERRORS)
+def test_wrong_objects_are_type_errors_naming_the_argument(call, match):
+    with pytest.raises(TypeError, match=match):
         call()
 
 
-SOURCES = [transfer.Source("a", "resnet18", True), transfer.Source("b", "resnet50", True)]
-
-
-@pytest.mark.parametrize(
-    ("rows", "match"),
-    [
-        ([{"nc1": 1.0}, {"nc1": math.nan}], r"rows\[1\]\['nc1'\] is NaN \(source 'b'\)"),
-        ([{"nc1": math.nan}, {"nc1": 1.0}], r"rows\[0\]\['nc1'\] is NaN"),
-        ([{"nc1": 1.0}, {"accuracy": 0.5}], r"rows\[1\]\['nc1'\] must be a number"),
-        ([{"nc1": "1.0"}, {"nc1": 2.0}], r"rows\[0\]\['nc1'\] must be a number"),
-        ([{"nc1": 1.0}], "2 sources and 1 rows"),
-    ],
-)
-def test_most_collapsed_refuses_nan_and_malformed_rows(rows, match):
+@pytest.mark.parametrize(("call", "match"), VALUE_ERRORS)
+def test_meta_dtypes_labels_nan_and_bad_batches_are_value_errors_naming_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
-        transfer.most_collapsed(SOURCES, rows)
+        call()
 
 
-def test_most_collapsed_accepts_numpy_values_and_breaks_ties_by_order():
-    assert transfer.most_collapsed(SOURCES, [{"nc1": 1.0}, {"nc1": 1.0}]).label == "a"
-    rows = [{"nc1": np.float64(2.0)}, {"nc1": np.float32(1.0)}]
-    assert transfer.most_collapsed(SOURCES, rows).label == "b"
-    assert transfer.most_collapsed(SOURCES, [{"nc1": math.inf}, {"nc1": 3.0}]).label == "b"
-
-
-@pytest.mark.parametrize(
-    ("x", "y", "match"),
-    [
-        ([1.0, math.nan, 3.0], [1.0, 2.0, 3.0], "x contains NaN"),
-        ([1.0, 2.0, 3.0], [1.0, 2.0, math.inf], "y contains NaN or inf"),
-        ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0], "same length >= 2, got lengths 3 and 4"),
-        ([1.0], [2.0], "same length >= 2, got lengths 1 and 1"),
-        ([], [], "same length >= 2"),
-        ([[1.0, 2.0]], [1.0, 2.0], "x must be a 1-D sample"),
-        ([1.0, 2.0], 3.0, "y must be a 1-D sample"),
-    ],
-)
-def test_rank_correlation_refuses_non_finite_and_mismatched_samples(x, y, match):
-    with pytest.raises(ValueError, match=match):
-        transfer.rank_correlation(x, y)
-
-
-def test_rank_correlation_accepts_numpy_and_non_contiguous_samples():
-    x = torch.arange(10.0)[::2]
-    assert not x.is_contiguous()
-    assert float(transfer.rank_correlation(x, np.arange(5.0))) == 1.0
-    assert float(transfer.rank_correlation(np.array([1, 2]), np.array([2, 1]))) == -1.0
+@covers(transfer.fit, transfer.accuracy, transfer.fine_tune)
+def test_valid_edges_train_float16_bfloat16_n_equals_k_and_one_sample_batches_without_bn():
+    for dtype in (torch.float16, torch.bfloat16):  # low precision on the CPU: model and images
+        net = transfer.build("small_resnet", 5, "full_ft", dtype=dtype)
+        acc = transfer.accuracy(net, TensorDataset(images().to(dtype), torch.arange(10) % 5))
+        assert 0 <= float(acc) <= 1
+    losses = transfer.fit(model("layer_ft"), tensors(9), FAST)  # last batch of 1: BN sees 4x4
+    assert losses.shape == (1,) and torch.isfinite(losses).all()
+    five = tensors(5)  # N = K: one sample per class, so the within-class spread is zero
+    result = transfer.fine_tune("small_resnet", "linear_probe", five, five, 5, config=FAST)
+    assert result.nc1 == 0.0 and 0 <= result.accuracy <= 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,6 +341,7 @@ def counted(net):
     return calls
 
 
+@covers(transfer.fit_linear_probe)
 def test_cache_reused_only_for_the_same_model_data_and_configuration(tmp_path):
     cache = tmp_path / "feats.pt"
     data10, data25 = tensors(10), tensors(25)
@@ -340,6 +362,7 @@ def test_cache_reused_only_for_the_same_model_data_and_configuration(tmp_path):
     assert torch.load(cache, weights_only=True)["H"].shape == (25, 128)  # overwritten
 
 
+@covers(transfer.fit_linear_probe)
 @pytest.mark.parametrize("change", ["labels", "images", "batch_size", "weights", "code"])
 def test_cache_not_reused_after_a_change(tmp_path, monkeypatch, change):
     cache = tmp_path / "feats.pt"
@@ -365,6 +388,7 @@ def test_cache_not_reused_after_a_change(tmp_path, monkeypatch, change):
     assert torch.equal(y, data.tensors[1])
 
 
+@covers(transfer.fine_tune)
 def test_fine_tune_does_not_reuse_a_cache_of_other_data(tmp_path):
     cache = tmp_path / "feats.pt"
     test = tensors(10, seed=3)
@@ -381,6 +405,7 @@ class NotATensor:
     pass
 
 
+@covers(transfer.fit_linear_probe)
 @pytest.mark.parametrize(
     "content",
     [b"not a torch file", [1, 2, 3], {"H": torch.zeros(2)}, {"H": 1, "y": 2, "key": NotATensor()}],
@@ -396,6 +421,7 @@ def test_a_corrupt_cache_is_a_value_error_naming_the_file(tmp_path, content):
         transfer.fit_linear_probe(model(), tensors(), FAST, cache=cache)
 
 
+@covers(transfer.fit_linear_probe)
 def test_an_old_cache_without_a_key_is_recomputed_and_overwritten(tmp_path):
     cache = tmp_path / "old.pt"
     torch.save({"H": torch.zeros(10, 128), "y": torch.zeros(10, dtype=torch.long)}, cache)
@@ -406,6 +432,7 @@ def test_an_old_cache_without_a_key_is_recomputed_and_overwritten(tmp_path):
     assert "key" in torch.load(cache, weights_only=True)
 
 
+@covers(transfer.fit_linear_probe)
 def test_cache_needs_a_map_style_dataset(tmp_path):
     class Stream(torch.utils.data.IterableDataset):
         def __iter__(self):

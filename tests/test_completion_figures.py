@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from types import SimpleNamespace
 
 import matplotlib
 
@@ -31,12 +30,22 @@ def runs():
 
 
 def _run(steps, converged, test_loss, record_steps=(0, 1)):
-    """A stand-in for a FitResult with the fields the sweep figures read."""
-    return SimpleNamespace(
-        steps=steps,
-        converged=converged,
+    """A FitResult holding only the fields the sweep figures read (the figures refuse anything
+    that is not a FitResult)."""
+    return completion.FitResult(
+        method="compressed",
+        train_loss=list(test_loss),
         test_loss=list(test_loss),
         record_steps=list(record_steps),
+        record_seconds=[0.0] * len(record_steps),
+        steps=steps,
+        seconds=0.0,
+        setup_seconds=0.0,
+        end_to_end=torch.zeros(1, 1),
+        weights=[],
+        weights0=[],
+        n_params=0,
+        converged=converged,
     )
 
 

@@ -18,13 +18,15 @@ the compressed network in another and the narrow network in a third, in every fi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
 
+from lib._checks import check_int, check_nonempty, check_real, check_type
 from lib.completion.network import first_gradient
-from lib.completion.problem import Problem, default_lr
+from lib.completion.problem import Problem, _check_problem, default_lr
 from lib.completion.train import FitResult, fit, project_trajectories
 from lib.plotting import panels
 
@@ -59,6 +61,49 @@ def _floor(values: Sequence[float], floor: float = 1e-16) -> list[float]:
     return [max(v, floor) for v in values]
 
 
+_RUN_HINT = "the result of lib.completion.fit"
+
+
+def _check_run(name: str, run: object) -> None:
+    check_type(name, run, FitResult, _RUN_HINT)
+
+
+def _check_runs(name: str, runs: object) -> None:
+    """``runs`` a non-empty mapping label → :class:`FitResult`."""
+    check_type(name, runs, Mapping, "a dict label -> result of lib.completion.fit")
+    check_nonempty(name, runs, "run")
+    for label, run in runs.items():
+        _check_run(f"{name}[{label!r}]", run)
+
+
+def _check_values(name: str, values: object, what: str) -> None:
+    """``values`` a non-empty sized collection (a list, a tuple, an array), not a string."""
+    if isinstance(values, (str, Mapping)) or not hasattr(values, "__len__"):
+        raise TypeError(f"{name} must be a list of {what}s, got {type(values).__name__}")
+    check_nonempty(name, values, what)
+
+
+def _positive_numbers(values) -> bool:
+    try:
+        return all(math.isfinite(float(v)) and float(v) > 0 for v in values)
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_run_lists(name: str, runs: object, n: int, what: str) -> None:
+    """``runs`` a non-empty mapping key → ``n`` :class:`FitResult` s (one per ``what``)."""
+    check_type(name, runs, Mapping, f"a dict key -> one result of lib.completion.fit per {what}")
+    check_nonempty(name, runs, "list of runs")
+    for key, seq in runs.items():
+        check_type(
+            f"{name}[{key!r}]", seq, Sequence, f"one result of lib.completion.fit per {what}"
+        )
+        if len(seq) != n:
+            raise ValueError(f"{name}[{key!r}]: {len(seq)} runs for {n} {what}s")
+        for i, run in enumerate(seq):
+            _check_run(f"{name}[{key!r}][{i}]", run)
+
+
 def plot_factorization(original: FitResult, compressed: FitResult, problem: Problem, ax=None):
     r"""Deep matrix factorization: the compressed trajectory on top of the original one.
 
@@ -75,6 +120,9 @@ def plot_factorization(original: FitResult, compressed: FitResult, problem: Prob
     Returns:
         The figure.
     """
+    _check_run("original", original)
+    _check_run("compressed", compressed)
+    _check_problem(problem)
     if original.trajectory is None or compressed.trajectory is None:
         raise ValueError("both runs need keep_trajectory=True")
     fig, (a0, a1) = _axes(ax, 2, figsize=(9.5, 3.6))
@@ -112,6 +160,7 @@ def plot_spectra(problem: Problem, weights0=None, ax=None):
     Returns:
         The figure.
     """
+    _check_problem(problem)
     fig, (a,) = _axes(ax, 1, figsize=(5.2, 3.6))
     mats = {r"$\Phi$": problem.target, r"$\Omega\odot\Phi$": problem.mask * problem.target}
     if weights0 is not None:
@@ -154,6 +203,7 @@ def plot_curves(
     """
     if key not in ("test_loss", "train_loss") or x not in ("steps", "seconds"):
         raise ValueError("key must be 'test_loss' or 'train_loss' and x 'steps' or 'seconds'")
+    _check_runs("results", results)
     fig, (a,) = _axes(ax, 1, figsize=(5.6, 3.6))
     for i, (label, res) in enumerate(results.items()):
         xs = res.record_steps if x == "steps" else res.record_seconds
@@ -192,12 +242,16 @@ def plot_sweep(
     Returns:
         The figure.
     """
+    _check_values("values", values, "hyperparameter value")
+    _check_run_lists("runs", runs, len(values), "value")
+    if reference is not None:
+        _check_run("reference", reference)
+    if logx and not _positive_numbers(values):
+        raise ValueError(f"logx=True needs positive numeric values, got values={list(values)!r}")
     fig, (a0, a1) = _axes(ax, 2, figsize=(9.5, 3.4))
     pos = list(range(len(values)))
     xs = [float(v) for v in values] if logx else pos
     for i, (label, seq) in enumerate(runs.items()):
-        if len(seq) != len(values):
-            raise ValueError(f"{label}: {len(seq)} runs for {len(values)} values")
         color = _color(label) or f"C{i}"
         a0.plot(xs, [r.steps for r in seq], "o-", color=color, label=label)
         bad = [(x, r.steps) for x, r in zip(xs, seq) if not r.converged]
@@ -231,6 +285,8 @@ def plot_depth_width(widths: Sequence[int], by_depth: Mapping[int, Sequence[FitR
     Returns:
         The figure.
     """
+    _check_values("widths", widths, "width")
+    _check_run_lists("by_depth", by_depth, len(widths), "width")
     fig, (a0, a1) = _axes(ax, 2, figsize=(9.5, 3.4))
     for i, (depth, seq) in enumerate(by_depth.items()):
         a0.semilogy(widths, _floor([r.test_loss[-1] for r in seq]), "o-", color=f"C{i + 3}", label=f"$L = {depth}$")  # fmt: skip
@@ -270,6 +326,8 @@ def plot_explorer(
     Returns:
         The figure.
     """
+    _check_run("original", original)
+    lr_scale = check_real("lr_scale", lr_scale, 0.0, strict=True)
     lr = lr_scale * default_lr(problem, depth)
     res = fit(problem, "compressed", depth=depth, lr=lr, rank_hat=rank_hat, gamma=gamma, **fit_kwargs)  # fmt: skip
     label = f"compressed: γ={gamma:g}, r̂={rank_hat}, L={depth}"
@@ -308,6 +366,7 @@ def explorer(
     """
     import ipywidgets as widgets  # lazy: only the interactive explorer needs it
 
+    _check_explorer(problem, original, gamma, rank_hat, depth, lr_scale)
     rank_hat = problem.rank if rank_hat is None else rank_hat
 
     def draw(gamma: float, rank_hat: int, depth: int) -> None:
@@ -327,6 +386,22 @@ def explorer(
     )
 
 
+def _check_explorer(problem, original, gamma, rank_hat, depth, lr_scale) -> None:
+    """:func:`explorer`'s arguments, at entry: the sliders clamp what lies outside their range."""
+    _check_problem(problem)
+    _check_run("original", original)
+    check_real("gamma", gamma, 0.0, strict=False)
+    top = min(problem.d // 2, 4 * problem.rank)
+    if rank_hat is not None and not 1 <= check_int("rank_hat", rank_hat, 1) <= top:
+        raise ValueError(
+            f"rank_hat must be an integer in [1, {top}] (the slider's range: d // 2 = "
+            f"{problem.d // 2}, at most 4r = {4 * problem.rank}), got {rank_hat!r}"
+        )
+    if not 1 <= check_int("depth", depth, 1) <= 5:
+        raise ValueError(f"depth must be an integer in [1, 5] (the slider's range), got {depth!r}")
+    check_real("lr_scale", lr_scale, 0.0, strict=True)
+
+
 def plot_explorer_grid(
     original: FitResult,
     panels: Mapping[str, Mapping[str, FitResult]],
@@ -342,6 +417,11 @@ def plot_explorer_grid(
     Returns:
         The figure.
     """
+    _check_run("original", original)
+    check_type("panels", panels, Mapping, "a dict title -> {label: result of lib.completion.fit}")
+    check_nonempty("panels", panels, "panel")
+    for title, runs in panels.items():
+        _check_runs(f"panels[{title!r}]", runs)
     fig, axes = _axes(ax, len(panels), figsize=(4.4 * len(panels), 3.4))
     for a, (title, runs) in zip(axes, panels.items()):
         a.semilogy(original.record_steps, _floor(original.test_loss), color=COLORS["original"], lw=4, alpha=0.4, label="original")  # fmt: skip

@@ -247,6 +247,11 @@ def compress(
     rank_hat = _check_rank_hat(problem, rank_hat)
     k, L = 2 * rank_hat, len(Ws)
     eps = float(torch.linalg.matrix_norm(Ws[0]) / math.sqrt(problem.d))  # ε of an ε-orthogonal W_1
+    if eps == 0.0:
+        raise ValueError(
+            "weights0: W_1 is zero, so it has no scale ε to compress with; pass the ε-orthogonal "
+            "initial weights of init_original (scale > 0)"
+        )
     G = first_gradient(problem, Ws)  # (d, d)
     g = torch.Generator().manual_seed(problem.seed % 2**63)
     Ug, Vg = _top_singular_vectors(G, rank_hat, g)  # (d, r̂) each

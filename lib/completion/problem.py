@@ -29,6 +29,9 @@ import torch
 from torch import Tensor
 
 from lib import dln
+from lib._checks import check_device as _check_device
+from lib._checks import check_dtype as _check_dtype
+from lib._checks import check_generator as _check_generator
 from lib._checks import check_int as _check_int
 from lib._checks import check_option as _check_option
 from lib._checks import check_real
@@ -41,11 +44,6 @@ _METHODS = ("original", "compressed", "narrow")
 
 #: Elements per block when a dense ``(d, d)`` quantity is evaluated block of rows by block of rows.
 _BLOCK_ELEMENTS = 1 << 22
-
-
-# --------------------------------------------------------------------------------------------
-# validation helpers
-# --------------------------------------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,6 +150,9 @@ def make_problem(
         raise ValueError(
             f"observed_fraction={p:g} observes no entry of a {d}x{d} matrix; raise it or d"
         )
+    _check_generator(generator)
+    _check_dtype(dtype)
+    _check_device(device)
     dtype = dln._resolve_dtype(dtype)
     gdev = torch.device("cpu") if generator is None else generator.device
     A = torch.randn(d, rank, generator=generator, dtype=torch.float64, device=gdev)
@@ -223,6 +224,14 @@ def _check_problem(problem: object, linalg: str | None = None) -> Problem:
             )
     if T.is_meta:
         raise ValueError("problem.target is a meta tensor (no values); build it with data")
+    for name in ("rows", "cols"):
+        if getattr(problem, name).dtype != torch.int64:
+            raise ValueError(
+                f"problem.{name} must be int64 indices of the observed entries, got dtype "
+                f"{getattr(problem, name).dtype}; rebuild them with problem.mask.nonzero(as_tuple=True)"
+            )
+    _check_int("problem.rank", problem.rank, 1)
+    _check_int("problem.seed", problem.seed, 0)
     n = problem.rows.numel()
     if any(getattr(problem, k).shape != (n,) for k in ("rows", "cols", "values")):
         raise ValueError(
@@ -283,7 +292,8 @@ def losses(problem: Problem, end_to_end: Tensor) -> tuple[Tensor, Tensor]:
         end_to_end: :math:`W = W_{L:1}`, ``(d, d)``, on the problem's device and dtype.
 
     Returns:
-        ``(train, test)``, two 0-dim tensors on the problem's device.
+        ``(train, test)``, two 0-dim tensors on the problem's device; NaN (or inf) when
+        ``end_to_end`` holds NaN (or inf): a diverged matrix is reported as such, not refused.
 
     Reference:
         The loss of the public code behind the lecture's figures (``create_loss``, ``"mean"``).
@@ -300,6 +310,12 @@ def losses(problem: Problem, end_to_end: Tensor) -> tuple[Tensor, Tensor]:
             tuple(end_to_end.shape) if isinstance(end_to_end, Tensor) else type(end_to_end).__name__
         )
         raise ValueError(f"end_to_end must be a ({problem.d}, {problem.d}) tensor, got {got}")
+    T = problem.target
+    if end_to_end.dtype != T.dtype or end_to_end.device != T.device:
+        raise ValueError(
+            f"end_to_end has dtype {end_to_end.dtype} on {end_to_end.device}, but the problem has "
+            f"{T.dtype} on {T.device}; move it with end_to_end.to(problem.target)"
+        )
     R2 = (end_to_end - problem.target).square()
     c = 0.5 / problem.d**2
     return c * R2[problem.mask].sum(), c * R2[~problem.mask].sum()
@@ -389,8 +405,15 @@ def parameter_count(method: Method, d: int, depth: int = 3, rank_hat: int = 1) -
     return (depth - 2) * k * k + 2 * d * k
 
 
-def _check_rank_hat(problem: Problem, rank_hat: object) -> int:
+def _check_rank_hat(problem: Problem, rank_hat: object, needed: bool = True) -> int:
+    """``r̂`` (default ``problem.rank``), checked: ``2 r̂ <= d`` wherever the width is used."""
     if rank_hat is None:
+        if needed and 2 * problem.rank > problem.d:
+            raise ValueError(
+                f"rank_hat is too large: it defaults to problem.rank = {problem.rank}, and the "
+                f"compressed and narrow networks have width 2*rank_hat = {2 * problem.rank}, which "
+                f"must be <= d = {problem.d}; pass rank_hat <= {problem.d // 2}"
+            )
         return problem.rank
     r_hat = _check_int("rank_hat", rank_hat, 1)
     if 2 * r_hat > problem.d:

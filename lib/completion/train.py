@@ -16,11 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from lib._checks import check_int as _check_int
 from lib._checks import check_option as _check_option
+from lib._checks import check_tensor
 from lib.completion._engine import (
     _EVALUATIONS,
     _LAYOUTS,
@@ -286,7 +288,9 @@ def _check_arguments(
     record_every = _check_int("record_every", record_every, 1)
     if time_limit is not None:
         time_limit = _check_real("time_limit", time_limit, 0.0, low_open=True)
-    r_hat = _check_rank_hat(problem, rank_hat)
+    r_hat = _check_rank_hat(problem, rank_hat, needed=method != "original")
+    if not isinstance(keep_trajectory, (bool, np.bool_)):
+        raise ValueError(f"keep_trajectory must be True or False, got {keep_trajectory!r}")
     return _Settings(
         method, depth, scale, lr, max_steps, tol, r_hat, gamma, record_every, time_limit,
         bool(keep_trajectory),
@@ -417,19 +421,55 @@ def project_trajectories(*trajectories: Tensor, n_components: int = 2) -> list[T
     Returns:
         One ``(T_j, n_components)`` tensor per trajectory, on its device.
 
+    Raises:
+        ValueError: no trajectory; one that is not a non-empty ``(T, d, d)`` float32/float64
+            tensor of the first one's shape, dtype and device (checked before any value), or
+            holds NaN/inf; ``n_components`` above ``min(T_1, d²)``.
+
     Example:
         >>> T = torch.randn(5, 3, 3, generator=torch.Generator().manual_seed(0))
         >>> [tuple(z.shape) for z in project_trajectories(T, T, n_components=2)]
         [(5, 2), (5, 2)]
     """
-    if not trajectories:
-        raise ValueError("project_trajectories needs at least one trajectory")
+    _check_trajectories(trajectories)
     n_components = _check_int("n_components", n_components, 1)
-    for T in trajectories:
-        if not isinstance(T, Tensor) or T.ndim != 3 or T.shape[1:] != trajectories[0].shape[1:]:
-            raise ValueError("every trajectory must be a (T, d, d) tensor of one shape")
+    first = trajectories[0]
+    n_max = min(first.shape[0], first.shape[1] * first.shape[2])
+    if n_components > n_max:
+        raise ValueError(
+            f"n_components must be <= {n_max}: the first trajectory ({first.shape[0]} matrices "
+            f"of {first.shape[1]}x{first.shape[2]}) has {n_max} principal directions, got "
+            f"{n_components}; record more steps (keep_trajectory with a smaller record_every)"
+        )
     X = trajectories[0].flatten(1)  # (T, d²)
     mean = X.mean(0)
     _, _, Vh = torch.linalg.svd(X - mean, full_matrices=False)
     Z = Vh[:n_components]  # (n, d²)
     return [(T.flatten(1) - mean) @ Z.T for T in trajectories]
+
+
+def _check_trajectories(trajectories: tuple) -> None:
+    """Every trajectory a ``(T, d, d)`` float32/float64 tensor like the first; then finite values."""
+    if not trajectories:
+        raise ValueError("project_trajectories needs at least one trajectory (T, d, d)")
+    first = trajectories[0]
+    for i, T in enumerate(trajectories):
+        name = f"trajectories[{i}]"
+        check_tensor(name, T, (3,), finite=False, nonempty=True)
+        if T.dtype not in (torch.float32, torch.float64):
+            raise ValueError(
+                f"{name} must be float32 or float64 (the projection needs an SVD), got {T.dtype}"
+            )
+        if i and (T.shape[1:] != first.shape[1:] or T.dtype != first.dtype):
+            raise ValueError(
+                f"{name} is {tuple(T.shape)} {T.dtype}, but trajectories[0] is "
+                f"{tuple(first.shape)} {first.dtype}; every trajectory needs matrices of one "
+                "shape and dtype"
+            )
+        if T.device != first.device:
+            raise ValueError(
+                f"{name} is on {T.device}, but trajectories[0] is on {first.device}; move it with "
+                ".to(trajectories[0].device)"
+            )
+    for i, T in enumerate(trajectories):
+        check_tensor(f"trajectories[{i}]", T)

@@ -23,6 +23,11 @@ Where things are:
   gradients with ``torch.bmm`` / ``torch.baddbmm``, no Python loop over runs), both returning a
   :class:`History`.
 
+Precision: data, initialisation and training work in any floating dtype — float16 and bfloat16
+included (a loss that overflows is reported as divergence at the next record); :func:`whiten`
+needs float32 or float64 (torch has no SVD in half precision) and refuses the others. Every
+public function checks its arguments once, at entry, and names the argument it refuses.
+
 The theory of the chapter — :func:`rho_recursion` (the shared singular value :math:`\rho(t)` of
 the untouched directions) and :func:`invariant_subspaces` (those directions) — lives in
 :mod:`lib.parsimony.theory`; ``lib.dln.rho_recursion`` and ``lib.dln.invariant_subspaces``

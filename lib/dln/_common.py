@@ -10,7 +10,7 @@ from typing import Literal, Union
 import torch
 from torch import Tensor
 
-from lib._checks import check_tensor
+from lib._checks import check_tensor, check_type
 
 InitKind = Literal["orthogonal", "normal", "uniform"]
 Reduction = Literal["mean", "sum"]
@@ -26,13 +26,30 @@ PerRun = Union[float, Sequence, Tensor]
 
 def _resolve_dtype(dtype: torch.dtype | None) -> torch.dtype:
     dtype = torch.get_default_dtype() if dtype is None else dtype
-    if not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(
+            f"dtype must be a floating-point torch.dtype such as torch.float64, got {dtype!r}"
+        )
     return dtype
 
 
+def _resolve_device(device: torch.device | str | None) -> torch.device | None:
+    """``device`` as given (``None``: the CPU), refused with its name when torch cannot parse it."""
+    if device is None or isinstance(device, torch.device):
+        return device
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"device must be a torch.device or a name such as 'cpu' or 'cuda', got {device!r}"
+        ) from None
+
+
 def _generator_device(generator: torch.Generator | None) -> torch.device:
-    return torch.device("cpu") if generator is None else generator.device
+    if generator is None:
+        return torch.device("cpu")
+    check_type("generator", generator, torch.Generator, "e.g. torch.Generator().manual_seed(0)")
+    return generator.device
 
 
 def _orthonormal(
@@ -110,7 +127,7 @@ def _validate_weights(weights: Sequence[Tensor], batched: bool) -> list[Tensor]:
         if not isinstance(W, Tensor) or W.ndim != ndim:
             got = tuple(W.shape) if isinstance(W, Tensor) else type(W).__name__
             raise ValueError(f"W_{i + 1} must be a tensor of shape {shape_doc}, got {got}")
-        check_tensor(f"W_{i + 1}", W, (ndim,))
+        check_tensor(f"W_{i + 1}", W, (ndim,), nonempty=True)
         if W.dtype != weights[0].dtype or W.device != weights[0].device:
             raise ValueError(
                 f"all weights must share one dtype and one device: W_1 is {weights[0].dtype} on "
@@ -133,7 +150,7 @@ def _validate_data(
     name: str, t: Tensor, n_runs: int | None, dim: int, dim_name: str, like: Tensor
 ) -> Tensor:
     ndims = (2, 3) if n_runs is not None else (2,)
-    t = check_tensor(name, t, ndims)
+    t = check_tensor(name, t, ndims, nonempty=True)
     if t.ndim == 3 and t.shape[0] != n_runs:
         raise ValueError(
             f"{name} has {t.shape[0]} runs on its leading axis but the weights have B={n_runs}"

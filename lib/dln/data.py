@@ -7,14 +7,13 @@ whitening :math:`XX^\top = I` (columns) is :math:`X^\top X = I_{d_0}` here (rows
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch import Tensor
 
 from lib._checks import check_int as _check_int
-from lib._checks import check_tensor
-from lib.dln._common import _generator_device, _orthonormal, _resolve_dtype
+from lib._checks import check_not_meta, check_real, check_tensor
+from lib.dln._common import _generator_device, _orthonormal, _resolve_device, _resolve_dtype
 
 __all__ = ["low_rank_targets", "one_hot_targets", "whiten", "whitened_inputs"]
 
@@ -53,13 +52,15 @@ def whitened_inputs(
         >>> bool(torch.allclose(X.T @ X, torch.eye(10, dtype=torch.float64)))
         True
     """
+    dtype, device = _resolve_dtype(dtype), _resolve_device(device)
+    _generator_device(generator)
     n_samples = _check_int("n_samples", n_samples, 1)
     d = _check_int("d", d, 1)
     if n_samples < d:
         raise ValueError(
             f"whitened inputs need n_samples >= d (X^T X = I_d has rank d), got N={n_samples}, d={d}"
         )
-    return _orthonormal(n_samples, d, generator, _resolve_dtype(dtype), device)
+    return _orthonormal(n_samples, d, generator, dtype, device)
 
 
 def whiten(X: Tensor, eps: float = 0.0) -> Tensor:
@@ -75,7 +76,8 @@ def whiten(X: Tensor, eps: float = 0.0) -> Tensor:
     :math:`\|X_w^\top X_w - I\| \approx 10^{-15}`.
 
     Args:
-        X: ``(N, d)`` data, full column rank when ``eps == 0``.
+        X: ``(N, d)`` data, full column rank when ``eps == 0``; float32 or float64 (torch has no
+            SVD in float16/bfloat16: those are refused).
         eps: ridge added to :math:`X^\top X` (``>= 0``).
 
     Returns:
@@ -90,9 +92,13 @@ def whiten(X: Tensor, eps: float = 0.0) -> Tensor:
         >>> bool(torch.allclose(Xw.T @ Xw, torch.eye(5, dtype=torch.float64)))
         True
     """
-    X = check_tensor("X", X, (2,))
-    if not (isinstance(eps, numbers.Real) and eps >= 0 and math.isfinite(eps)):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    X = check_tensor("X", X, (2,), nonempty=True)
+    if X.dtype not in (torch.float32, torch.float64):
+        raise ValueError(
+            f"X has dtype {X.dtype}, for which torch has no SVD; whiten in float32 or float64 "
+            "(X.float() or X.double()) and cast the result back"
+        )
+    eps = check_real("eps", eps, 0.0, strict=False)
     _, S, Vh = torch.linalg.svd(X, full_matrices=False)  # S (d,), Vh (d, d)
     if eps == 0 and (
         S.numel() < X.shape[1] or S.min() <= S.max() * X.shape[1] * torch.finfo(X.dtype).eps
@@ -140,6 +146,8 @@ def low_rank_targets(
         >>> int(torch.linalg.matrix_rank(Y))
         3
     """
+    dtype, device = _resolve_dtype(dtype), _resolve_device(device)
+    gdev = _generator_device(generator)
     n_samples = _check_int("n_samples", n_samples, 1)
     d_out = _check_int("d_out", d_out, 1)
     r = _check_int("r", r, 1)
@@ -147,11 +155,10 @@ def low_rank_targets(
         raise ValueError(
             f"rank r must be <= min(n_samples, d_out) = {min(n_samples, d_out)}, got {r}"
         )
-    gdev = _generator_device(generator)
     A = torch.randn(n_samples, r, generator=generator, dtype=torch.float64, device=gdev)
     B = torch.randn(r, d_out, generator=generator, dtype=torch.float64, device=gdev)
     Y = (A @ B) / math.sqrt(r)  # (N, d_L)
-    return Y.to(dtype=_resolve_dtype(dtype), device=device)
+    return Y.to(dtype=dtype, device=device)
 
 
 def one_hot_targets(
@@ -188,6 +195,8 @@ def one_hot_targets(
         or labels.is_complex()
     ):
         raise ValueError("labels must be a 1-D integer tensor of shape (N,)")
+    dtype = _resolve_dtype(dtype)
+    check_not_meta("labels", labels)
     if labels.numel() == 0:
         raise ValueError("labels is empty")
     if int(labels.min()) < 0:
@@ -195,4 +204,4 @@ def one_hot_targets(
     k = int(labels.max()) + 1 if n_classes is None else _check_int("n_classes", n_classes, 1)
     if int(labels.max()) >= k:
         raise ValueError(f"labels must be < n_classes={k}, got a label {int(labels.max())}")
-    return torch.nn.functional.one_hot(labels.long(), k).to(_resolve_dtype(dtype))
+    return torch.nn.functional.one_hot(labels.long(), k).to(dtype)

@@ -57,6 +57,12 @@ class History:
         ``i`` is a Python index into ``Ws`` (``trajectory(0)`` is :math:`W_1(t)`; negative
         indices count from the last layer).
         """
+        L = len(self.weights[0])
+        if not isinstance(i, numbers.Integral) or isinstance(i, bool) or not -L <= i < L:
+            raise ValueError(
+                f"i must be a layer index in [{-L}, {L - 1}] (0 is W_1; the network has L={L} "
+                f"layers), got {i!r}"
+            )
         return torch.stack([Ws[i] for Ws in self.weights])
 
 
@@ -80,6 +86,7 @@ def loss_coefficient(reduction: Reduction, n_samples: int, d_out: int) -> float:
         True
     """
     _check_option("reduction", reduction, _REDUCTIONS)
+    n_samples, d_out = _check_int("n_samples", n_samples, 1), _check_int("d_out", d_out, 1)
     return 1.0 / (n_samples * d_out) if reduction == "mean" else 1.0
 
 

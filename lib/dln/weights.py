@@ -22,6 +22,7 @@ from lib.dln._common import (
     _generator_device,
     _orthonormal,
     _per_run_list,
+    _resolve_device,
     _resolve_dtype,
 )
 
@@ -75,6 +76,8 @@ def init_weights(
         True
     """
     _check_option("kind", kind, _INIT_KINDS)
+    dtype, device = _resolve_dtype(dtype), _resolve_device(device)
+    gdev = _generator_device(generator)
     if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence) or len(dims) < 2:
         raise ValueError(
             f"dims must be a sequence [d_0, ..., d_L] with L >= 1 layers, got {dims!r}"
@@ -84,8 +87,6 @@ def init_weights(
         math.isfinite(scale) and scale > 0
     ):
         raise ValueError(f"scale (ε) must be a finite number > 0, got {scale!r}")
-    dtype = _resolve_dtype(dtype)
-    gdev = _generator_device(generator)
     Ws = []
     for d_in, d_out in zip(dims[:-1], dims[1:]):
         if kind == "orthogonal":
@@ -185,8 +186,15 @@ def stack_runs(runs: Sequence[Sequence[Tensor]]) -> list[Tensor]:
     if any(len(run) != depth for run in runs):
         raise ValueError("runs: every run must have the same number of layers")
     for i in range(depth):
-        if any(run[i].shape != runs[0][i].shape for run in runs):
-            raise ValueError(f"layer {i + 1} has different shapes across runs")
+        first = runs[0][i]
+        for b, run in enumerate(runs):
+            W = run[i]
+            if W.shape != first.shape or W.dtype != first.dtype or W.device != first.device:
+                raise ValueError(
+                    f"runs[{b}][{i}] (W_{i + 1} of run {b}) is {tuple(W.shape)} {W.dtype} on "
+                    f"{W.device} but runs[0][{i}] is {tuple(first.shape)} {first.dtype} on "
+                    f"{first.device}; every run needs the same shapes, one dtype and one device"
+                )
     return [torch.stack([run[i] for run in runs]) for i in range(depth)]
 
 
@@ -237,6 +245,12 @@ def end_to_end(weights: Sequence[Tensor]) -> Tensor:
     """
     _check_layer_list(weights, "(..., d_l, d_{l-1})", 2)
     for i in range(1, len(weights)):
+        if weights[i].dtype != weights[0].dtype or weights[i].device != weights[0].device:
+            raise ValueError(
+                f"all weights must share one dtype and one device: W_1 is {weights[0].dtype} on "
+                f"{weights[0].device}, W_{i + 1} is {weights[i].dtype} on {weights[i].device}; "
+                "cast with .to()"
+            )
         if weights[i].shape[-1] != weights[i - 1].shape[-2]:
             raise ValueError(
                 f"shape mismatch: W_{i + 1} has {weights[i].shape[-1]} input columns but W_{i} "

@@ -19,6 +19,19 @@ that does not fit in memory gives the same numbers as the in-memory functions.
 
 The dense ``p x p`` matrices are still available (:func:`within_class_covariance`,
 :func:`between_class_covariance`) for small ``p`` and for plots of spectra.
+
+**Half precision.** Every function takes float16 and bfloat16 features: they are converted
+exactly to float64 (float32 on MPS), accumulated there, and the result is rounded once to the
+features' dtype. What that means at the edges of float16's range (largest finite value 65504):
+
+* an entry above 65504 cannot be stored in float16 at all: ``H.half()`` turns it into ``inf``
+  before ``lib`` sees it, and the metrics refuse it ("features contain ... non-finite value(s)");
+* sums never overflow: class sums and scatters far above 65504 are exact float64 sums;
+* a *result* above 65504 reads ``inf`` once rounded back to float16 -- covariance entries
+  (squares of the features: entries of size 300 already give 90000), a large :func:`trace_ratio`
+  or :func:`nc1` -- and a result below about ``6e-8`` reads 0. In float16 an ``inf`` from
+  :func:`trace_ratio` may therefore mean "above 65504" rather than "no separation"; pass
+  ``H.float()`` to tell them apart. bfloat16 has float32's range (about ``3.4e38``).
 """
 
 from lib.metrics._core import Variant

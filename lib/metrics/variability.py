@@ -27,6 +27,19 @@ from lib.metrics._core import (
 )
 
 
+def _check_products(cov: Tensor) -> None:
+    """Refuse a covariance whose float64 products overflowed (features above about 1e154).
+
+    The features themselves were checked finite by the class sums; one host sync, after the
+    ``O(N p^2)`` work.
+    """
+    if not bool(torch.isfinite(cov).all()):
+        raise ValueError(
+            "features are so large that their covariance overflows float64 (products of entries "
+            "above about 1e154); rescale them, e.g. H / H.abs().max()"
+        )
+
+
 def class_means(features: Tensor, labels: Tensor, num_classes: int | None = None) -> Tensor:
     r"""Class means of the rows of ``features``.
 
@@ -69,12 +82,15 @@ def within_class_covariance(
     Builds a ``p x p`` matrix in :math:`O(Np^2)` time; :func:`nc1` and :func:`trace_ratio` never do.
 
     Args:
-        features: ``H`` of shape ``(N, p)``.
+        features: ``H`` of shape ``(N, p)``, any real dtype (float16 and bfloat16 included).
         labels: ``y`` of shape ``(N,)``, integers in ``[0, K)``.
         num_classes: ``K``; defaults to ``max(y) + 1``.
 
     Returns:
-        Tensor of shape ``(p, p)`` on the features' device, in their dtype.
+        Tensor of shape ``(p, p)`` on the features' device, in their dtype (accumulated in
+        float64; in float16 an entry above 65504 reads ``inf``, see :mod:`lib.metrics`). All
+        features identical give the zero matrix up to rounding. Entries large enough to
+        overflow float64 products raise a ``ValueError``.
 
     Reference:
         Lecture 6, "Measure of variability collapse"; Papyan, Han & Donoho, PNAS 2020 (:math:`\Sigma_W`).
@@ -91,6 +107,7 @@ def within_class_covariance(
     for rows, Hc in _chunks_as(H, means.dtype):
         R = Hc - means.index_select(0, y[rows])  # (n_chunk, p)
         cov += R.mT @ R
+    _check_products(cov)
     return (cov / H.shape[0]).to(_result_dtype(H))
 
 
@@ -107,12 +124,15 @@ def between_class_covariance(
     Its rank is at most :math:`K-1` because :math:`\sum_k n_k(\bar{\boldsymbol h}_k-\boldsymbol h_G)=0`.
 
     Args:
-        features: ``H`` of shape ``(N, p)``.
+        features: ``H`` of shape ``(N, p)``, any real dtype (float16 and bfloat16 included).
         labels: ``y`` of shape ``(N,)``, integers in ``[0, K)``.
         num_classes: ``K``; defaults to ``max(y) + 1``.
 
     Returns:
-        Tensor of shape ``(p, p)`` on the features' device, in their dtype.
+        Tensor of shape ``(p, p)`` on the features' device, in their dtype (accumulated in
+        float64; in float16 an entry above 65504 reads ``inf``, see :mod:`lib.metrics`). All
+        features identical give the zero matrix up to rounding. Entries large enough to
+        overflow float64 products raise a ``ValueError``.
 
     Reference:
         Lecture 6, "Measure of variability collapse"; Papyan, Han & Donoho, PNAS 2020 (:math:`\Sigma_B`).
@@ -126,7 +146,9 @@ def between_class_covariance(
     H, y, K = _prepare(features, labels, num_classes)
     means, counts = _class_statistics(H, y, K)
     C = _centred_means(means, counts)  # (K, p)
-    return (C.mT @ C / K).to(_result_dtype(H))
+    cov = C.mT @ C
+    _check_products(cov)
+    return (cov / K).to(_result_dtype(H))
 
 
 def nc1(

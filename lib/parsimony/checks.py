@@ -23,6 +23,7 @@ The middle block: with singular values sorted in decreasing order, indices :math
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Literal, NamedTuple
 
@@ -30,6 +31,8 @@ import torch
 from torch import Tensor
 
 from lib import dln, spectra
+from lib._checks import check_option, check_real, check_tensor, check_type
+from lib.parsimony._validate import check_history, check_svd_input
 from lib.parsimony.theory import invariant_subspaces
 
 __all__ = [
@@ -49,6 +52,7 @@ _SIDES = ("right", "left")
 
 
 def _check_rank(rank: object, k: int) -> int:
+    """``rank`` as an ``int`` if the middle block of ``k`` singular values is not empty."""
     if not isinstance(rank, numbers.Integral) or isinstance(rank, bool) or rank < 1:
         raise ValueError(f"rank must be an integer >= 1, got {rank!r}")
     if k - 2 * int(rank) < 1:
@@ -70,10 +74,12 @@ def block_spread(S: Tensor, rank: int) -> Tensor:
 
         \delta = \frac{\sigma_{r+1} - \sigma_{k-r}}{\operatorname{mean}(\sigma_{r+1},\dots,\sigma_{k-r})},
 
-    zero when the middle block is one repeated value :math:`\rho(t)` (the theorem).
+    zero when the middle block is one repeated value :math:`\rho(t)` (the theorem) — also when
+    that value is 0 (a block of zeros has no spread; :math:`0/0` is not returned as NaN).
 
     Args:
-        S: ``(..., k)`` singular values in decreasing order (:func:`lib.spectra.singular_values`).
+        S: ``(..., k)`` singular values in decreasing order (:func:`lib.spectra.singular_values`),
+            floating point.
         rank: ``r``, with ``k - 2r >= 1``.
 
     Returns:
@@ -88,9 +94,12 @@ def block_spread(S: Tensor, rank: int) -> Tensor:
     """
     if not isinstance(S, Tensor) or S.ndim < 1:
         raise ValueError("S must be a tensor (..., k) of singular values")
+    check_tensor("S", S, finite=False)
     rank = _check_rank(rank, S.shape[-1])
     mid = S[..., rank : S.shape[-1] - rank]  # (..., k - 2r)
-    return (mid.amax(-1) - mid.amin(-1)) / mid.mean(-1)
+    width = mid.amax(-1) - mid.amin(-1)
+    # one repeated value has spread 0, zero included (0/0 would read as NaN)
+    return torch.where(width == 0, torch.zeros_like(width), width / mid.mean(-1))
 
 
 def block_drift(W: Tensor, W_ref: Tensor, rank: int, side: Side = "right") -> Tensor:
@@ -122,11 +131,17 @@ def block_drift(W: Tensor, W_ref: Tensor, rank: int, side: Side = "right") -> Te
         >>> float(block_drift(W, 2 * W, 1))
         0.0
     """
-    if side not in _SIDES:
-        raise ValueError(f"unknown side {side!r}; allowed values: {', '.join(map(repr, _SIDES))}")
+    check_option("side", side, _SIDES)
     for name, t in (("W", W), ("W_ref", W_ref)):
         if not isinstance(t, Tensor) or t.ndim < 2:
             raise ValueError(f"{name} must be a tensor (..., m, n)")
+        check_svd_input(name, t)
+    if W_ref.shape[-2:] != W.shape[-2:] or W_ref.dtype != W.dtype or W_ref.device != W.device:
+        raise ValueError(
+            f"W_ref must be a matrix like W's: W is (..., {W.shape[-2]}, {W.shape[-1]}) "
+            f"{W.dtype} on {W.device}, W_ref is {tuple(W_ref.shape)} {W_ref.dtype} on "
+            f"{W_ref.device}"
+        )
     k = min(W.shape[-2:])
     rank = _check_rank(rank, k)
     U, _, Vh = torch.linalg.svd(W, full_matrices=False)  # (..., m, k), (..., k, n)
@@ -166,6 +181,7 @@ def rho_measured(history: dln.History, tol: float = 1e-10) -> Tensor:
         >>> tuple(rho_measured(run.history).shape)
         (3, 3)
     """
+    check_history("history", history)
     L = len(history.weights[0])
     return torch.stack(
         [
@@ -225,8 +241,9 @@ def deviation(history: dln.History, rank: int, ref: int = 1) -> Deviation:
         >>> tuple(dev.spread.shape), bool(dev.right[:, :, 0].max() < 1e-10)
         ((3, 2, 2), True)
     """
+    check_history("history", history)
     T = len(history.weights)
-    if not isinstance(ref, numbers.Integral) or not 1 <= ref < T:
+    if not isinstance(ref, numbers.Integral) or isinstance(ref, bool) or not 1 <= ref < T:
         raise ValueError(f"ref must be a record index in [1, {T - 1}], got {ref!r}")
     spread, right, left = [], [], []
     for i in range(len(history.weights[0])):
@@ -286,10 +303,11 @@ def svd_evolution(trajectory: Tensor, rank: int, ref: int) -> SvdEvolution:
     """
     if not isinstance(trajectory, Tensor) or trajectory.ndim != 3:
         raise ValueError("trajectory must be one layer over time, shape (T, m, n)")
+    check_svd_input("trajectory", trajectory)
     T, k = trajectory.shape[0], min(trajectory.shape[-2:])
     rank = _check_rank(rank, k)
-    if not -T <= ref < T:
-        raise ValueError(f"ref must index one of the {T} records, got {ref}")
+    if not isinstance(ref, numbers.Integral) or isinstance(ref, bool) or not -T <= ref < T:
+        raise ValueError(f"ref must index one of the {T} records, got {ref!r}")
     W_ref = trajectory[ref]
     U, S, Vh = torch.linalg.svd(trajectory, full_matrices=False)  # (T, m, k), (T, k), (T, k, n)
     U0, _, Vh0 = torch.linalg.svd(W_ref, full_matrices=False)
@@ -379,13 +397,17 @@ def check_law(
         >>> check_law(h, X, Y, rho).count_min.tolist()
         [4, 4, 4]
     """
-    if not isinstance(history, dln.History) or history.weights[0][0].ndim != 2:
-        raise ValueError("check_law takes one unbatched run (a History from lib.dln.train)")
+    check_history("history", history, batched=False)
     T = len(history.weights)
     if T < 2:
-        raise ValueError("the history needs at least two records (t = 0 and a later step)")
+        raise ValueError("history needs at least two records (t = 0 and a later step)")
     if not isinstance(rho, Tensor) or rho.shape != (T,):
         raise ValueError(f"rho must be a ({T},) tensor, one value per record")
+    check_tensor("rho", rho)
+    tol, rtol = (
+        check_real("tol", tol, 0.0, strict=False),
+        check_real("rtol", rtol, 0.0, strict=False),
+    )
     W0 = history.weights[0]
     scale = torch.linalg.matrix_norm(W0[0], ord=2)  # ε
     subspaces = invariant_subspaces(W0, X, Y)
@@ -428,7 +450,7 @@ def floor_small(value: float | Tensor, floor: float = 1e-10) -> float | str:
 
     Args:
         value: a number or a 0-dim tensor (``>= 0``).
-        floor: the bound.
+        floor: the bound, a finite number ``> 0``.
 
     Returns:
         ``float(value)``, or the text ``"< 1e-10"`` (``floor`` written without a zero-padded
@@ -438,8 +460,13 @@ def floor_small(value: float | Tensor, floor: float = 1e-10) -> float | str:
         >>> floor_small(3e-15), floor_small(0.25), floor_small(1e-9, 1e-8)
         ('< 1e-10', 0.25, '< 1e-8')
     """
+    floor = check_real("floor", floor, 0.0, strict=True)
+    if isinstance(value, Tensor):
+        check_tensor("value", value, (0,), floating=False, finite=False)
+    elif not isinstance(value, numbers.Real) or isinstance(value, bool):
+        check_type("value", value, (float, Tensor), "a number or a 0-dim tensor")
     v = float(value)
-    if v >= floor or not abs(v) < float("inf"):  # NaN and ±inf stay visible
+    if v >= floor or not abs(v) < math.inf:  # NaN and ±inf stay visible
         return v
     mantissa, exponent = f"{floor:e}".split("e")
     bound = f"{float(mantissa):g}e{int(exponent)}" if floor < 1e-3 else f"{floor:g}"

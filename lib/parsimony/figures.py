@@ -26,6 +26,8 @@ from matplotlib.lines import Line2D
 from torch import Tensor
 
 from lib import dln, spectra
+from lib._checks import check_nonempty, check_type
+from lib.parsimony import _validate as _v
 from lib.parsimony.checks import svd_evolution
 from lib.plotting import panels as _axes
 
@@ -46,17 +48,6 @@ __all__ = [
 GROUP_COLORS = {"top": "C0", "middle": "0.55", "bottom": "C3"}
 
 
-def _trajectory(history: dln.History, layer: int, run: int | None) -> Tensor:
-    traj = history.trajectory(layer)  # (T, m, n) or (T, B, m, n)
-    if traj.ndim == 4:
-        if run is None:
-            raise ValueError("the history is batched: pass run=b to pick one of its runs")
-        traj = traj[:, run]
-    elif run is not None:
-        raise ValueError("run is only for batched histories (from lib.dln.train_batched)")
-    return traj
-
-
 def _group(i: int, k: int, rank: int | None) -> str:
     if rank is None or rank <= i < k - rank:
         return "middle"
@@ -64,7 +55,6 @@ def _group(i: int, k: int, rank: int | None) -> str:
 
 
 def _group_legend(ax, rank: int, k: int) -> None:
-
     handles = [
         Line2D([], [], color=GROUP_COLORS["top"], label=f"top $r = {rank}$"),
         Line2D([], [], color=GROUP_COLORS["middle"], label=f"middle $d-2r = {k - 2 * rank}$"),
@@ -117,8 +107,11 @@ def plot_singular_values(
         >>> len(fig.axes[0].lines)
         8
     """
+    traj = _v.layer_trajectory(history, layer, run)
+    if rank is not None:
+        _v.check_group_rank("rank", rank, min(traj.shape[-2:]))
     fig, (ax,) = _axes(ax)
-    S = spectra.singular_values(_trajectory(history, layer, run)).cpu()  # (T, k)
+    S = spectra.singular_values(traj).cpu()  # (T, k)
     steps, k = history.steps.numpy(), S.shape[1]
     for i in range(k):
         ax.plot(steps, S[:, i].numpy(), color=GROUP_COLORS[_group(i, k, rank)], lw=1.2)
@@ -173,9 +166,9 @@ def plot_svd_evolution(
         >>> [len(ax.lines) for ax in fig.axes]
         [8, 5, 5]
     """
-    fig, axes = _axes(_either(ax, axes), 3, figsize=(13, 3.6))
-    traj = _trajectory(history, layer, run)
+    traj = _v.layer_trajectory(history, layer, run)
     ev = svd_evolution(traj, rank, ref)
+    fig, axes = _axes(_either(ax, axes), 3, figsize=(13, 3.6))
     steps = history.steps.numpy()
     plot_singular_values(history, layer, rank, run, ax=axes[0])
     axes[0].set_title("singular values")
@@ -234,10 +227,13 @@ def plot_rho(
         >>> [len(ax.lines) for ax in fig.axes]
         [4, 2]
     """
+    for name, t in (("measured", measured), ("predicted", predicted)):
+        check_type(name, t, Tensor)
     if measured.shape != predicted.shape or measured.ndim != 2:
         raise ValueError("measured and predicted must both be (T, B)")
-    if len(labels) != measured.shape[1]:
-        raise ValueError(f"need {measured.shape[1]} labels, got {len(labels)}")
+    _v.check_labels(labels, measured.shape[1])
+    check_nonempty("measured", measured, "record")
+    _v.check_tensor_arg("steps", steps, (measured.shape[0],))
     fig, (ax0, ax1) = _axes(_either(ax, axes), 2, figsize=(10, 3.6))
     steps = steps.cpu().numpy()
     measured, predicted = measured.cpu(), predicted.cpu()
@@ -313,9 +309,8 @@ def plot_rank_bias(
         >>> [len(ax.lines) for ax in fig.axes]
         [2, 3]
     """
+    _v.check_rank_bias(scales, spectra_e2e, predicted_tail, rank, rtol)
     spectra_e2e, predicted_tail = spectra_e2e.cpu(), predicted_tail.cpu()
-    if spectra_e2e.ndim != 2 or spectra_e2e.shape[0] != len(scales):
-        raise ValueError("spectra_e2e must be (B, k) with one row per scale")
 
     fig, (ax0, ax1) = _axes(_either(ax, axes), 2, figsize=(10, 3.6))
     norm = spectra_e2e / spectra_e2e[:, :1]  # (B, k)
@@ -391,9 +386,13 @@ def plot_deviation(
         >>> [len(ax.lines) for ax in fig.axes]
         [2, 2]
     """
+    _v.check_labels(labels)
+    for name, t in (("spread", spread), ("drift", drift)):
+        check_type(name, t, Tensor)
     B = len(labels)
     if spread.shape != drift.shape or spread.ndim != 2 or spread.shape[1] != B:
         raise ValueError("spread and drift must be (T, B) with B labels")
+    _v.check_tensor_arg("steps", steps, (spread.shape[0],))
     colors = list(colors) if colors is not None else [f"C{b}" for b in range(B)]
     linestyles = list(linestyles) if linestyles is not None else ["-"] * B
     if len(colors) != B or len(linestyles) != B:
@@ -453,10 +452,9 @@ def plot_small_multiples(
         >>> len(fig.axes)
         2
     """
-
+    _v.check_rows(rows)
     n_cols = len(rows[0][1])
-    if any(len(scales) != n_cols for _, scales, _ in rows):
-        raise ValueError("every row needs the same number of scales")
+    _v.check_group_rank("rank", rank, min(rows[0][2].weights[0][0].shape[-2:]))
     axes = _either(ax, axes)
     if axes is None:
         fig, axes = plt.subplots(

@@ -17,8 +17,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from lib import dln, spectra
+from lib._checks import check_int, check_real
+from lib.parsimony._validate import check_group_rank, check_history, check_run
 from lib.parsimony.figures import _axes, _either, plot_singular_values
-from lib.parsimony.simulation import simulate
+from lib.parsimony.simulation import RunConfig, simulate
 
 __all__ = ["explorer", "plot_explorer", "plot_run"]
 
@@ -51,6 +53,9 @@ def plot_run(history: dln.History, rank: int, run: int | None = None, ax=None):
         >>> [len(ax.lines) for ax in fig.axes]
         [8, 1]
     """
+    check_history("history", history)
+    check_group_rank("rank", rank, min(history.weights[0][0].shape[-2:]))
+    check_run("run", run, history)
     fig, (ax0, ax1) = _axes(ax, 2, figsize=(10, 3.6))
     plot_singular_values(history, 0, rank, run, ax=ax0)
     weights = history.weights[-1] if run is None else [W[run] for W in history.weights[-1]]
@@ -88,7 +93,8 @@ def plot_explorer(
         t\mapsto\sigma_i\big(W_1(t)\big), \qquad \sigma_i\big(W_{L:1}(T)\big)/\sigma_1\big(W_{L:1}(T)\big),
 
     one run of :func:`lib.parsimony.simulate` (float64). When GD diverges (η too large for the
-    depth and data) the panels say so instead of raising.
+    depth and data) the panels say so instead of raising; every other bad argument raises, before
+    anything is drawn.
 
     Args:
         eps: ε.
@@ -115,6 +121,7 @@ def plot_explorer(
         >>> [len(ax.lines) for ax in fig.axes]
         [8, 1]
     """
+    _check_setting(eps, depth, lr, rank, width, n_samples, steps, seed, device)
     fig, (ax0, ax1) = _axes(_either(ax, axes), 2, figsize=(10, 3.6))
     try:
         run = simulate(
@@ -130,6 +137,8 @@ def plot_explorer(
             record_every=max(1, steps // 300),
         )
     except ValueError as err:
+        if "diverged" not in str(err):  # only divergence is drawn; the arguments were checked
+            raise
         for panel in (ax0, ax1):
             panel.text(
                 0.5,
@@ -187,6 +196,18 @@ def explorer(
         >>> [c.description for c in w.children[:4]]  # doctest: +SKIP
         ['ε', 'L', 'η', 'r']
     """
+    _check_setting(eps, depth, lr, rank, width, n_samples, steps, seed, device)
+    for name, value, low, high in (
+        ("eps", eps, 1e-4, 1.0),
+        ("depth", depth, 1, 6),
+        ("lr", lr, 0.1, 10**1.7),
+        ("rank", rank, 1, (width - 1) // 2),
+    ):
+        if not low <= value <= high:
+            raise ValueError(
+                f"{name} must be within its slider's range [{low:g}, {high:g}], got {value!r}"
+                + (" (rank needs width - 2r >= 1)" if name == "rank" else "")
+            )
     import ipywidgets as widgets  # lazy: only the interactive explorer needs it
 
     def draw(eps: float, depth: int, lr: float, rank: int) -> None:
@@ -200,4 +221,22 @@ def explorer(
         depth=widgets.IntSlider(depth, min=1, max=6, description="L", **opts),
         lr=widgets.FloatLogSlider(lr, base=10, min=-1, max=1.7, step=0.1, description="η", **opts),
         rank=widgets.IntSlider(rank, min=1, max=(width - 1) // 2, description="r", **opts),
+    )
+
+
+def _check_setting(eps, depth, lr, rank, width, n_samples, steps, seed, device) -> None:
+    """Refuse bad explorer arguments by their names (one run: ε and η are single numbers);
+    :class:`RunConfig` checks the rest of the setting."""
+    check_real("eps", eps, 0.0, strict=True)
+    check_real("lr", lr, 0.0, strict=True)
+    check_int("seed", seed, 0)
+    RunConfig(
+        scale=eps,
+        depth=depth,
+        lr=lr,
+        rank=rank,
+        width=width,
+        n_samples=n_samples,
+        steps=steps,
+        device=device,
     )

@@ -14,6 +14,7 @@ condition number (whitened by default), rank-``r`` targets, ε-orthogonal init, 
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ import torch
 from torch import Tensor
 
 from lib import dln
+from lib._checks import check_int, check_nonempty, check_type
 from lib.dln import PerRun
+from lib.dln._common import _generator_device, _resolve_device, _resolve_dtype
 
 __all__ = [
     "SWEEPS",
@@ -39,6 +42,37 @@ def _is_seq(v: object) -> bool:
     return (isinstance(v, Sequence) and not isinstance(v, (str, bytes))) or (
         isinstance(v, Tensor) and v.ndim == 1
     )
+
+
+def _reals(value: object) -> list[float] | None:
+    """The numbers of a per-run value (one number, a sequence or a 1-D tensor), or ``None`` when
+    it holds something else (a string, a bool, a 2-D tensor, a complex number)."""
+    items = list(value) if _is_seq(value) else [value]
+    out = []
+    for v in items:
+        if isinstance(v, Tensor) and v.ndim == 0 and not (v.is_complex() or v.is_meta):
+            v = v.item()
+        if not isinstance(v, numbers.Real) or isinstance(v, bool):
+            return None
+        out.append(float(v))
+    return out
+
+
+def _check_per_run(name: str, value: object, low: float, low_open: bool, high: float) -> int:
+    """Check a per-run hyperparameter: finite numbers in ``(low | [low, high)``; return ``B``
+    (0 for one number shared by all runs)."""
+    values = _reals(value)
+    ok = bool(values) and all(
+        math.isfinite(v) and (v > low if low_open else v >= low) and v < high for v in values
+    )
+    if not ok:
+        lo = f"{'>' if low_open else '>='} {low:g}"
+        hi = "" if math.isinf(high) else f" and < {high:g}"
+        raise ValueError(
+            f"{name} must be a finite number {lo}{hi}, or a non-empty sequence / 1-D tensor of "
+            f"them (one per run), got {value!r}"
+        )
+    return len(values) if _is_seq(value) else 0
 
 
 def conditioned_inputs(
@@ -82,11 +116,13 @@ def conditioned_inputs(
         >>> [round(float(torch.linalg.cond(x)), 6) for x in X]
         [1.0, 10.0]
     """
+    dtype, device = _resolve_dtype(dtype), _resolve_device(device)
+    _generator_device(generator)
     batched = _is_seq(condition)
-    kappas = [float(k) for k in (condition if batched else [condition])]
+    kappas = _reals(condition)
     if not kappas or any(not (k >= 1.0 and k < float("inf")) for k in kappas):
         raise ValueError(f"condition must be finite numbers >= 1, got {condition!r}")
-    if not isinstance(d, numbers.Integral) or d < 2:
+    if not isinstance(d, numbers.Integral) or isinstance(d, bool) or d < 2:
         raise ValueError(f"d must be an integer >= 2, got {d!r}")
     Q = dln.whitened_inputs(n_samples, d, generator=generator, dtype=torch.float64)  # (N, d)
     gdev = torch.device("cpu") if generator is None else generator.device
@@ -100,7 +136,6 @@ def conditioned_inputs(
         s = s / s.square().mean().sqrt()  # ‖X‖_F² = d
         out.append((Q * s) @ R.T)  # (N, d)
     X = torch.stack(out) if batched else out[0]
-    dtype = torch.get_default_dtype() if dtype is None else dtype
     return X.to(dtype=dtype, device=device)
 
 
@@ -124,6 +159,8 @@ class RunConfig:
 
     ``scale``, ``lr``, ``weight_decay``, ``momentum`` and ``condition`` may each be one number or
     ``B`` numbers; with any sequence all ``B`` runs train together (all sequences the same length).
+    Every knob is checked where the setting is made (so ``dataclasses.replace`` checks too): a bad
+    value raises a ``ValueError`` that names it; the values are kept as given.
 
     Example:
         >>> import dataclasses
@@ -145,6 +182,37 @@ class RunConfig:
     record_every: int = 10  # keep the weights every this many steps (as in lib.dln.train)
     dtype: torch.dtype = torch.float64  # the law's checks resolve 1e-10: double precision
     device: torch.device | str | None = None  # where to train (None: the CPU)
+
+    def __post_init__(self) -> None:
+        """Check every knob once, where the setting is made (the values are kept as given)."""
+        sizes = {
+            name: _check_per_run(name, getattr(self, name), low, low_open, high)
+            for name, low, low_open, high in (
+                ("scale", 0.0, True, math.inf),
+                ("lr", 0.0, True, math.inf),
+                ("weight_decay", 0.0, False, math.inf),
+                ("momentum", 0.0, False, 1.0),
+                ("condition", 1.0, False, math.inf),
+            )
+        }
+        runs = {name: b for name, b in sizes.items() if b}
+        if len(set(runs.values())) > 1:
+            raise ValueError(
+                "the per-run values must all have the same length (one per run), got "
+                + ", ".join(f"{name} with {b}" for name, b in runs.items())
+            )
+        for name, minimum in (("depth", 1), ("width", 2), ("rank", 1), ("steps", 0)):
+            check_int(name, getattr(self, name), minimum)
+        check_int("record_every", self.record_every, 1)
+        if self.rank > self.width:
+            raise ValueError(f"rank must be <= width = {self.width}, got {self.rank}")
+        if check_int("n_samples", self.n_samples, 1) < self.width:
+            raise ValueError(
+                f"n_samples must be >= width = {self.width} (whitened inputs X^T X = I_d need "
+                f"N >= d), got {self.n_samples}"
+            )
+        _resolve_dtype(self.dtype)
+        _resolve_device(self.device)
 
 
 def simulate(
@@ -236,12 +304,17 @@ def simulate(
         device=device,
     )
     overrides = {name: value for name, value in given.items() if value is not None}
+    if config is not None:
+        check_type("config", config, RunConfig, "e.g. lib.parsimony.RunConfig(width=8)")
     cfg = dataclasses.replace(RunConfig() if config is None else config, **overrides)
     if generator is None:
         # the seed path of the original signature: a fresh CPU generator per call
-        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        seed = 0 if seed is None else check_int("seed", seed, 0)
+        generator = torch.Generator().manual_seed(seed)
     elif seed is not None:
         raise ValueError("pass either seed or generator, not both")
+    else:
+        _generator_device(generator)
     return _train(cfg, generator)
 
 
@@ -258,9 +331,7 @@ def _train(cfg: RunConfig, g: torch.Generator) -> Run:
         ).items()
         if _is_seq(v)
     }
-    sizes = {len(v) for v in per_run.values()}
-    if len(sizes) > 1:
-        raise ValueError(f"per-run values must all have the same length, got {sorted(sizes)}")
+    sizes = {len(v) for v in per_run.values()}  # one size: RunConfig checked it
     dtype, device, width = cfg.dtype, cfg.device, cfg.width
     X = conditioned_inputs(
         cfg.n_samples, width, cfg.condition, generator=g, dtype=dtype, device=device
@@ -293,6 +364,14 @@ class SweepConfig:
 
     scales: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)  # ε values, one run each
     steps: int = 15_000  # GD steps: enough for ε = 3e-3 to learn all r directions
+
+    def __post_init__(self) -> None:
+        """Check the sizes where they are set: at least one ε, every ε finite and > 0."""
+        if not _is_seq(self.scales):
+            raise ValueError(f"scales must be a sequence of ε values, got {self.scales!r}")
+        check_nonempty("scales", self.scales, "ε value")
+        _check_per_run("scales", self.scales, 0.0, True, math.inf)
+        check_int("steps", self.steps, 0)
 
 
 #: ``"book"``: 6 values of ε down to 3e-3 (seconds on a CPU); ``"paper"``: 17 values, four per

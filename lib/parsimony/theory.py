@@ -24,6 +24,7 @@ from torch import Tensor
 
 from lib._checks import check_int as _check_int
 from lib._checks import check_option as _check_option
+from lib._checks import check_real as _check_real
 from lib.dln._common import _REDUCTIONS, PerRun, Reduction, _validate_data, _validate_weights
 from lib.dln.training import _record_steps, loss_coefficient
 from lib.dln.weights import end_to_end
@@ -258,7 +259,7 @@ def invariant_subspaces(
         X: ``(N, d_0)`` whitened inputs (:math:`X^\top X = I`).
         Y: ``(N, d_L)`` targets.
         group: ``"coupled"`` or ``"decoupled"``.
-        rtol: relative tolerance for the rank decisions.
+        rtol: relative tolerance for the rank decisions, a finite number ``> 0``.
 
     Returns:
         One ``(U_l2, V_l2)`` pair per layer it applies to (``L`` for ``"coupled"``, ``L − 1``
@@ -279,9 +280,17 @@ def invariant_subspaces(
         (10, 6)
     """
     _check_option("group", group, _GROUPS)
+    rtol = _check_real("rtol", rtol, 0.0, strict=True)
     Ws = _validate_weights(weights0, batched=False)
+    if Ws[0].dtype not in (torch.float32, torch.float64):
+        raise ValueError(
+            f"weights0 have dtype {Ws[0].dtype}, for which torch has no SVD; cast the weights, "
+            "X and Y with .double() (the rank decisions need float64)"
+        )
     X = _validate_data("X", X, None, Ws[0].shape[-1], "d_0 (columns of W_1)", Ws[0])
     Y = _validate_data("Y", Y, None, Ws[-1].shape[-2], "d_L (rows of W_L)", Ws[0])
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"shape mismatch: X has N={X.shape[0]} rows but Y has N={Y.shape[0]} rows")
     L, d0 = len(Ws), Ws[0].shape[1]
     M = Y.T @ X  # (d_L, d_0), the lecture's Y Xᵀ
     P0 = end_to_end(Ws)  # (d_L, d_0)

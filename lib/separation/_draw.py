@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from lib._checks import check_nonempty, check_type
 from lib.separation.digits import DigitsRun
 from lib.separation.theory import ideal_ratio, ratio_bound
 from lib.separation.train import SeparationRun
@@ -25,6 +27,25 @@ __all__ = [
     "plot_ratios",
     "plot_tradeoff",
 ]
+
+
+_AX_HINT = "matplotlib axes, e.g. from plt.subplots()"
+_RUN_HINT = "from lib.separation.train_settings"
+
+
+def _check_ax(name: str, ax: object) -> None:
+    check_type(name, ax, Axes, _AX_HINT)
+
+
+def _check_runs(name: str, runs: object, cls: type = SeparationRun, hint: str = _RUN_HINT) -> None:
+    """``runs`` a non-empty list of ``cls`` (a single run or a string is not a list)."""
+    if isinstance(runs, (str, cls)) or not isinstance(runs, Sequence):
+        raise TypeError(
+            f"{name} must be a list of {cls.__name__} ({hint}), got {type(runs).__name__}"
+        )
+    check_nonempty(name, runs, "run")
+    for i, run in enumerate(runs):
+        check_type(f"{name}[{i}]", run, cls, hint)
 
 
 def _label(run: SeparationRun) -> str:
@@ -44,6 +65,8 @@ def plot_profile(ax, run: SeparationRun, title: str | None = None, color: str = 
         title: axes title (default: the run's setting and its fitted ratio).
         color: marker colour.
     """
+    _check_ax("ax", ax)
+    check_type("run", run, SeparationRun, _RUN_HINT)
     D = run.separation.detach().cpu()
     L = D.shape[0] - 1
     layers = torch.arange(L, dtype=torch.float64)
@@ -74,6 +97,17 @@ def plot_profiles(
         labels: one legend entry per run; the fitted ratio is appended.
         title: axes title.
     """
+    _check_ax("ax", ax)
+    _check_runs("runs", runs)
+    if isinstance(labels, str) or not isinstance(labels, Sequence) or len(labels) != len(runs):
+        got = len(labels) if isinstance(labels, Sequence) else type(labels).__name__
+        raise ValueError(f"labels must hold one label per run ({len(runs)}), got {got}")
+    _draw_profiles(ax, runs, labels, title)
+
+
+def _draw_profiles(ax, runs: Sequence[SeparationRun], labels: Sequence[str], title: str) -> None:
+    """:func:`plot_profiles` without the checks (a panel of :func:`plot_by_activation` may be
+    empty: no run of that activation)."""
     for run, label in zip(runs, labels):
         D = run.hidden.detach().cpu()
         layers = torch.arange(D.shape[0], dtype=torch.float64)
@@ -83,7 +117,8 @@ def plot_profiles(
         )
     ax.set(xlabel="layer $l$", ylabel="$D_l$", title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(title="fitted ratio")
+    if runs:  # a panel of plot_by_activation without a run of its activation has no legend
+        ax.legend(title="fitted ratio")
 
 
 def plot_by_activation(axes, runs: Sequence[SeparationRun]) -> None:
@@ -93,11 +128,17 @@ def plot_by_activation(axes, runs: Sequence[SeparationRun]) -> None:
         axes: two matplotlib axes.
         runs: :class:`lib.separation.Run` s; each panel labels its runs by ε.
     """
+    if not hasattr(axes, "__len__") or len(axes) != 2:
+        got = len(axes) if hasattr(axes, "__len__") else type(axes).__name__
+        raise ValueError(f"axes must be two matplotlib axes (linear, relu), got {got}")
+    for i, ax in enumerate(axes):
+        _check_ax(f"axes[{i}]", ax)
+    _check_runs("runs", runs)
     for ax, act in zip(axes, ("linear", "relu")):
         mine = [r for r in runs if r.setting.activation == act]
         depths = sorted({r.setting.depth for r in mine})
         title = f"{act}, L = {', '.join(map(str, depths))}"
-        plot_profiles(ax, mine, [f"ε = {r.setting.scale:g}" for r in mine], title)
+        _draw_profiles(ax, mine, [f"ε = {r.setting.scale:g}" for r in mine], title)
 
 
 def plot_ratios(ax, runs: Sequence[SeparationRun]) -> None:
@@ -108,6 +149,8 @@ def plot_ratios(ax, runs: Sequence[SeparationRun]) -> None:
         ax: matplotlib axes.
         runs: linear :class:`lib.separation.Run` s.
     """
+    _check_ax("ax", ax)
+    _check_runs("runs", runs)
     for run in runs:
         s = run.setting
         r = run.ratios.detach().cpu()
@@ -134,7 +177,8 @@ def plot_ratio_summary(ax, runs: Sequence[SeparationRun]) -> None:
         ax: matplotlib axes.
         runs: :class:`lib.separation.Run` s (ReLU and non-orthogonal runs are skipped).
     """
-    keep = [r for r in runs if r.setting.activation == "linear" and r.setting.init == "orthogonal"]
+    _check_ax("ax", ax)
+    keep = _summary_runs("runs", runs)
     ideal = [ideal_ratio(r.setting.per_class, r.setting.depth, r.setting.scale) for r in keep]
     ax.loglog(ideal, [float(r.fit.ratio) for r in keep], "o", label="measured (fitted)")
     ax.loglog(
@@ -155,6 +199,18 @@ def plot_ratio_summary(ax, runs: Sequence[SeparationRun]) -> None:
     ax.legend()
 
 
+def _summary_runs(name: str, runs: object) -> list[SeparationRun]:
+    """The runs :func:`plot_ratio_summary` draws (linear, orthogonal init); at least one."""
+    _check_runs(name, runs)
+    keep = [r for r in runs if r.setting.activation == "linear" and r.setting.init == "orthogonal"]
+    if not keep:
+        raise ValueError(
+            f"{name} holds no linear, orthogonally initialised run, so there is no point to "
+            "draw; add one (Setting(activation='linear', init='orthogonal'))"
+        )
+    return keep
+
+
 def plot_tradeoff(ax_loss, ax_speed, runs: Sequence[SeparationRun]) -> None:
     r"""The trade-off: training curves (left) and iterations to converge vs. decay rate (right).
 
@@ -163,6 +219,9 @@ def plot_tradeoff(ax_loss, ax_speed, runs: Sequence[SeparationRun]) -> None:
         ax_speed: axes for iterations to converge against ε (a twin axis gets the fitted ratio).
         runs: :class:`lib.separation.Run` s differing in ε.
     """
+    _check_ax("ax_loss", ax_loss)
+    _check_ax("ax_speed", ax_speed)
+    _check_runs("runs", runs)
     for run in runs:
         keep = torch.isfinite(run.curve)
         steps, loss = run.curve_steps[keep.cpu()], run.curve[keep].cpu()
@@ -194,6 +253,8 @@ def plot_digits(ax, run: DigitsRun, title: str) -> None:
         run: a :class:`lib.separation.DigitsRun`.
         title: axes title (the fitted ratio, :math:`R^2` and test accuracy are appended).
     """
+    _check_ax("ax", ax)
+    check_type("run", run, DigitsRun, "from lib.separation.train_digits_mlp")
     D_tr = run.train_separation.detach().cpu()
     D_te = run.test_separation.detach().cpu()
     layers = torch.arange(D_tr.shape[0], dtype=torch.float64)

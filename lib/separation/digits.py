@@ -16,9 +16,11 @@ import torch
 from torch import Tensor, nn
 
 from lib import data, metrics
+from lib._checks import check_device, check_dtype, check_generator, check_real
 from lib._checks import check_int as _check_int
-from lib._checks import check_real
-from lib.separation._validate import _check_positive
+from lib.separation._validate import (
+    _check_positive,
+)
 from lib.separation.theory import DecayFit, fit_decay
 
 __all__ = ["DigitsRun", "DigitsSetting", "load_digits", "train_digits_mlp"]
@@ -59,6 +61,8 @@ def load_digits(
     """
     if not (isinstance(test_fraction, numbers.Real) and 0 < test_fraction < 1):
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
+    check_generator(generator)
+    check_dtype(dtype)
     dtype = dtype or torch.get_default_dtype()
     X, y = data.digits(torch.float64)  # (1797, 64) raw pixels in [0, 16], (1797,) int64
     train, test = [], []
@@ -172,6 +176,16 @@ def _check_digits_setting(s: DigitsSetting) -> DigitsSetting:
     return replace(s, **ints)
 
 
+def _check_epoch_loss(loss: Tensor, epoch: int, s: DigitsSetting) -> None:
+    """Stop with a message once the last batch's loss is non-finite (NaN weights stay NaN)."""
+    if not bool(torch.isfinite(loss)):
+        raise ValueError(
+            f"training diverged: the cross-entropy became non-finite in epoch {epoch + 1}; the "
+            f"learning rate lr={s.lr:g} is too large for this network (depth={s.depth}, "
+            f"width={s.width}, batchnorm={s.batchnorm}); lower setting.lr"
+        )
+
+
 def train_digits_mlp(
     setting: DigitsSetting = DigitsSetting(),
     dtype: torch.dtype = torch.float64,
@@ -199,7 +213,9 @@ def train_digits_mlp(
 
     Raises:
         ValueError: a bad knob of ``setting``, naming it; ``batch_size < 2`` with BatchNorm
-            (BatchNorm cannot use one-sample batches, so no step would ever be taken).
+            (BatchNorm cannot use one-sample batches, so no step would ever be taken); a
+            ``dtype`` that is not floating or a ``device`` without values (``meta``); a loss that
+            became non-finite (checked once per epoch), naming ``lr``.
 
     Reference:
         He & Su, *A law of data separation in deep learning*, PNAS 2023 (Fig. 1 set-up, on
@@ -213,6 +229,8 @@ def train_digits_mlp(
     if not isinstance(setting, DigitsSetting):
         raise ValueError(f"setting must be a DigitsSetting, got {type(setting).__name__}")
     s = _check_digits_setting(setting)
+    check_dtype(dtype)
+    check_device(device)
     g = torch.Generator().manual_seed(s.seed)
     Xtr, ytr, Xte, yte = load_digits(s.test_fraction, g, dtype)
     Xtr, ytr, Xte, yte = (t.to(device) for t in (Xtr, ytr, Xte, yte))
@@ -221,7 +239,7 @@ def train_digits_mlp(
         model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay
     )
     model.train()
-    for _ in range(s.epochs):
+    for epoch in range(s.epochs):
         order = torch.randperm(len(ytr), generator=g).to(device)
         for start in range(0, len(ytr), s.batch_size):
             batch = order[start : start + s.batch_size]
@@ -231,6 +249,7 @@ def train_digits_mlp(
             opt.zero_grad()
             loss.backward()
             opt.step()
+        _check_epoch_loss(loss, epoch, s)  # one host sync per epoch, none per step
     model.eval()
 
     def profile(X: Tensor, y: Tensor) -> tuple[Tensor, float]:

@@ -18,9 +18,14 @@ import torch
 from torch import Tensor
 
 from lib import dln, metrics
+from lib._checks import check_device, check_dtype, check_generator
 from lib._checks import check_int as _check_int
 from lib._checks import check_option as _check_option
-from lib.separation._validate import ACTIVATIONS, _check_inputs, _check_weights
+from lib.separation._validate import (
+    ACTIVATIONS,
+    _check_inputs,
+    _check_weights,
+)
 
 __all__ = ["ActivationName", "layer_features", "layer_separation", "orthogonal_classes"]
 
@@ -73,6 +78,9 @@ def orthogonal_classes(
     d = N if width is None else _check_int("width", width, 1)
     if d > N:
         raise ValueError(f"width d must be <= N = nK = {N} so that X^T X = I_d, got d={d}")
+    check_generator(generator)
+    check_dtype(dtype)
+    check_device(device)
     X = dln.whitened_inputs(N, d, generator=generator, dtype=dtype, device=device)
     y = torch.arange(K, device=device).repeat_interleave(n)  # (N,)
     Y = dln.one_hot_targets(y, K, dtype=X.dtype)  # (N, K)

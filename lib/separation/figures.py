@@ -29,6 +29,8 @@ import matplotlib.pyplot as plt
 from lib import separation as sep
 from lib.plotting import panels
 from lib.separation._draw import (
+    _check_runs,
+    _summary_runs,
     plot_by_activation,
     plot_digits,
     plot_profile,
@@ -95,6 +97,7 @@ def plot_profile_row(
         >>> len(plot_profile_row(runs).axes)
         1
     """
+    _check_runs("runs", runs)
     if names is not None and len(names) != len(runs):
         raise ValueError(f"names must hold one name per run ({len(runs)}), got {len(names)}")
     fig, axes = _axes(ax, len(runs), figsize)
@@ -122,6 +125,7 @@ def plot_activation_row(runs: Sequence[sep.SeparationRun], ax=None):
     Reference:
         Lecture 6, section 3, "Linear decay of feature separation" (linear against ReLU).
     """
+    _check_runs("runs", runs)
     fig, axes = _axes(ax, 2, (10, 3.6), sharey=True)
     plot_by_activation(axes, runs)
     fig.tight_layout()
@@ -150,6 +154,8 @@ def plot_bound_check(
     Reference:
         Wang et al. 2023, Thm. 1; Lecture 6, section 3, Thm. (Wang et al. '23).
     """
+    _check_runs("runs", runs)
+    _summary_runs("all_runs", all_runs)
     fig, (a0, a1) = _axes(ax, 2, (11, 3.8))
     plot_ratios(a0, runs)
     plot_ratio_summary(a1, all_runs)
@@ -173,6 +179,7 @@ def plot_tradeoff_row(runs: Sequence[sep.SeparationRun], ax=None):
     Reference:
         Lecture 6, section 3, "Trade-off between decay rate and training speed".
     """
+    _check_runs("runs", runs)
     fig, (a0, a1) = _axes(ax, 2, (11, 3.6))
     plot_tradeoff(a0, a1, runs)
     fig.tight_layout()
@@ -195,8 +202,9 @@ def plot_digits_row(runs: Sequence[sep.DigitsRun], names: Sequence[str], ax=None
     Reference:
         He & Su, *A law of data separation in deep learning*, PNAS 2023.
     """
-    if len(names) != len(runs):
-        raise ValueError(f"names must hold one name per run ({len(runs)}), got {len(names)}")
+    _check_runs("runs", runs, sep.DigitsRun, "from lib.separation.train_digits_mlp")
+    if isinstance(names, str) or len(names) != len(runs):
+        raise ValueError(f"names must hold one name per run ({len(runs)}), got {names!r}")
     fig, axes = _axes(ax, len(runs), (5 * len(runs), 3.6), sharey=True)
     for a, run, name in zip(axes, runs, names):
         plot_digits(a, run, name)

@@ -13,7 +13,6 @@ trained weights (:func:`theorem_assumptions`).
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from torch import Tensor
 
 from lib import dln, spectra
 from lib._checks import check_int as _check_int
+from lib._checks import check_not_meta, check_real
 from lib.separation._validate import (
     _check_inputs,
     _check_positive,
@@ -82,7 +82,16 @@ class DecayFit:
 
     def line(self, layers: Tensor) -> Tensor:
         r"""The fitted :math:`e^{a + b l}` at ``layers`` ``(k,)``; ``(..., k)``, on the fit's device."""
-        layers = torch.as_tensor(layers, dtype=self.slope.dtype, device=self.slope.device)
+        if isinstance(layers, Tensor):
+            check_not_meta("layers", layers)
+        try:
+            layers = torch.as_tensor(layers, dtype=self.slope.dtype, device=self.slope.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(
+                f"layers must be a tensor or a list of layer indices, got {type(layers).__name__}"
+            ) from None
+        if not bool(torch.isfinite(layers).all()):
+            raise ValueError("layers contains NaN or infinite entries; pass layer indices")
         return torch.exp(self.intercept[..., None] + self.slope[..., None] * layers)
 
 
@@ -279,8 +288,7 @@ def theorem_assumptions(
         raise ValueError("the theorem needs depth L >= 2 (balancedness pairs consecutive layers)")
     X = _check_inputs(X, Ws)
     eps = _check_positive("scale", scale)
-    if not (isinstance(rtol, numbers.Real) and rtol >= 0 and math.isfinite(rtol)):
-        raise ValueError(f"rtol must be a finite number >= 0, got {rtol!r}")
+    rtol = check_real("rtol", rtol, 0.0, strict=False)
     d, K = Ws[0].shape[-1], Ws[-1].shape[-2]
     if any(W.shape[-1] != d or W.shape[-2] != d for W in Ws[:-1]):
         raise ValueError(
@@ -292,6 +300,11 @@ def theorem_assumptions(
     if not isinstance(Y, Tensor) or Y.shape[-2:] != (X.shape[-2], K):
         got = tuple(Y.shape) if isinstance(Y, Tensor) else type(Y).__name__
         raise ValueError(f"Y must have shape (N, K) = ({X.shape[-2]}, {K}), got {got}")
+    if Y.device != X.device:
+        raise ValueError(f"Y is on {Y.device} but X is on {X.device}; move it with .to(X.device)")
+    check_not_meta("Y", Y)
+    if Y.is_floating_point() and not bool(torch.isfinite(Y).all()):
+        raise ValueError("Y contains NaN or infinite entries; pass the one-hot targets")
     Ws64 = [W.to(torch.float64) for W in Ws]
     P = dln.end_to_end(Ws64)  # (..., K, d)
     residual = X.to(torch.float64) @ P.mT - Y.to(torch.float64)  # (..., N, K)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from lib import dln
+from lib._checks import check_device, check_dtype, check_not_meta
 from lib._checks import check_int as _check_int
 from lib._checks import check_option as _check_option
 from lib.dln import PerRun
@@ -101,6 +102,19 @@ def _check_targets(Y: object, X: Tensor, Ws: list[Tensor]) -> None:
     for name, t in (("X", X), ("Y", Y)):
         if t.ndim == 3 and t.shape[0] != B:
             raise ValueError(f"{name} has {t.shape[0]} runs on its leading axis but B = {B}")
+    if Y.shape[-2] != X.shape[-2]:
+        raise ValueError(
+            f"Y has {Y.shape[-2]} rows but X has {X.shape[-2]}: one target row per sample"
+        )
+    W = Ws[0]
+    if Y.dtype != W.dtype or Y.device != W.device:
+        raise ValueError(
+            f"Y has dtype {Y.dtype} on {Y.device} but the weights have {W.dtype} on {W.device}; "
+            "cast it with Y.to(weights[0])"
+        )
+    check_not_meta("Y", Y)
+    if not bool(torch.isfinite(Y).all()):
+        raise ValueError("Y contains NaN or infinite entries; the loss would be NaN from step 0")
 
 
 def _mean_loss(Ws: list[Tensor], X: Tensor, Y: Tensor, activation: str) -> Tensor:
@@ -306,6 +320,25 @@ class SeparationRun:
         return theorem_assumptions(self.weights, self.X, self.Y, self.setting.scale, rtol)
 
 
+def _check_setting(s: object) -> None:
+    """Every knob of one :class:`Setting`, before any data is drawn (names as the fields)."""
+    if not isinstance(s, Setting):
+        raise ValueError(f"settings must hold Setting objects, got {type(s).__name__}")
+    _check_option("init", s.init, INIT_KINDS)
+    _check_option("activation", s.activation, ACTIVATIONS)
+    _check_int("num_classes", s.num_classes, 2)
+    _check_int("per_class", s.per_class, 2)
+    if s.width is not None:
+        _check_int("width", s.width, 1)
+    _check_int("depth", s.depth, 1)
+    _check_int("seed", s.seed, 0)
+    _check_positive("scale", s.scale)
+    _check_positive("lr", s.lr)
+    _check_positive("tol", s.tol)
+    _check_int("max_steps", s.max_steps, 1)
+    _check_int("check_every", s.check_every, 1)
+
+
 #: The old name of :class:`SeparationRun` (notebooks handed out use ``sep.Run``).
 Run = SeparationRun
 
@@ -357,14 +390,9 @@ def train_settings(
     if isinstance(settings, Setting) or not isinstance(settings, Sequence) or not settings:
         raise ValueError("settings must be a non-empty list of Setting")
     for s in settings:
-        if not isinstance(s, Setting):
-            raise ValueError(f"settings must hold Setting objects, got {type(s).__name__}")
-        _check_option("init", s.init, INIT_KINDS)
-        _check_option("activation", s.activation, ACTIVATIONS)
-        _check_int("depth", s.depth, 1)
-        _check_int("seed", s.seed, 0)
-        _check_positive("scale", s.scale)
-        _check_positive("lr", s.lr)
+        _check_setting(s)
+    check_dtype(dtype)
+    check_device(device)
     groups: dict[tuple, list[int]] = {}
     for i, s in enumerate(settings):
         groups.setdefault(_group_key(s), []).append(i)

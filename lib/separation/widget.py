@@ -9,10 +9,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
+from lib._checks import check_device
 from lib.plotting import panels
 from lib.separation._draw import plot_profile
 from lib.separation.theory import ideal_ratio
-from lib.separation.train import Setting, train_settings
+from lib.separation.train import Setting, _check_setting, train_settings
 
 __all__ = ["EXPLORER_SCALES", "explorer", "interactive_profile", "plot_explorer"]
 
@@ -35,7 +36,8 @@ def plot_explorer(
 
     The panel is :func:`plot_profile`; for a linear network the idealised ratio
     :math:`\varepsilon^2 n^{-1/L}` is written in its corner. If training diverges (too large an
-    η) the panel says so instead of raising.
+    η) the panel says so instead of raising; a bad argument (an unknown activation, ε <= 0, ...)
+    raises ``ValueError`` naming it.
 
     Args:
         scale: ε.
@@ -68,6 +70,8 @@ def plot_explorer(
         lr=lr,
         max_steps=max_steps,
     )
+    _check_setting(setting)  # bad arguments raise; only training failures go into the panel
+    check_device(device)
     fig, (a,) = panels(ax, 1, (5.5, 3.6))
     try:
         (run,) = train_settings([setting], device=device)
@@ -118,6 +122,20 @@ def explorer(
         >>> [c.description for c in w.children[:3]]  # doctest: +SKIP
         ['ε', 'L', 'σ']
     """
+    _check_setting(
+        Setting(
+            num_classes=num_classes,
+            per_class=per_class,
+            depth=depth,
+            scale=scale,
+            activation=activation,
+            lr=lr,
+            max_steps=max_steps,
+        )
+    )
+    if not 3 <= depth <= 10:
+        raise ValueError(f"depth must be an integer in [3, 10] (the slider's range), got {depth!r}")
+    check_device(device)
     import ipywidgets as widgets  # lazy: only the interactive explorer needs it
 
     def draw(scale: float, depth: int, activation: str) -> None:

@@ -22,7 +22,9 @@ architectures reproduces the lecture's "percentage of parameters fine-tuned" row
 224 px (exactly at 384 px), CLIP within 0.04 points; the chapter explains the residuals.
 
 **SCL FT, this book's reading.** The lecture gives the idea ("improving feature collapse via skip
-connections", same parameter count as Layer FT); the exact form is not public. Here the skip is
+connections", same parameter count as Layer FT), and Li et al. (arXiv 2212.12206) describe SCL FT
+as one fine-tuned key layer whose features reach the classifier through a skip connection. Here
+the skip is
 
 .. math::
     \boldsymbol h_{\rm SCL}(\boldsymbol x) = \boldsymbol h(\boldsymbol x) + S\big(\boldsymbol z^{l^\star}(\boldsymbol x)\big),

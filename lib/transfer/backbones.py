@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lib._checks import check_int, check_type
 from lib._checks import check_option as _check_option
 from lib.transfer.offline import _hub_access
 
@@ -107,6 +108,7 @@ class SmallResNet(nn.Module):
         # lazy: timm takes seconds to import (module docstring)
         from timm.models.resnet import BasicBlock, downsample_conv
 
+        in_chans, widths, depths = _check_small_resnet(in_chans, widths, depths, dtype)
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.conv1 = nn.Conv2d(in_chans, widths[0], 3, padding=1, bias=False, **dd)
@@ -127,11 +129,39 @@ class SmallResNet(nn.Module):
         self.num_features = inplanes
 
     def forward(self, x: Tensor) -> Tensor:
-        """Penultimate features ``(B, num_features)`` of images ``(B, in_chans, H, W)``."""
+        """Penultimate features ``(B, num_features)`` of images ``(B, in_chans, H, W)``.
+
+        ``x`` of another rank or channel count raises ``ValueError`` (shape only, no sync).
+        """
+        if x.ndim != 4 or x.shape[1] != self.conv1.in_channels:
+            raise ValueError(
+                f"x must be images (B, {self.conv1.in_channels}, H, W), got shape {tuple(x.shape)}"
+            )
         x = self.act1(self.bn1(self.conv1(x)))
         for i in range(1, 5):
             x = getattr(self, f"layer{i}")(x)
         return x.mean(dim=(2, 3))  # (B, C)
+
+
+def _check_small_resnet(
+    in_chans: object, widths: object, depths: object, dtype: object
+) -> tuple[int, list[int], list[int]]:
+    """:class:`SmallResNet`'s arguments: four stages of positive widths and depths."""
+    in_chans = check_int("in_chans", in_chans, 1)
+    stages = []
+    for name, values in (("widths", widths), ("depths", depths)):
+        check_type(name, values, (list, tuple), "one integer per stage")
+        if len(values) != 4:
+            raise ValueError(f"{name} must give the 4 stages layer1 … layer4, got {values!r}")
+        stages.append([check_int(f"{name} (each)", v, 1) for v in values])
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
+    return in_chans, stages[0], stages[1]
+
+
+def _check_image_size(name: str, value: object) -> int | None:
+    """``None`` or a positive integer (NumPy integers too), returned as an ``int``."""
+    return None if value is None else check_int(name, value, 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,6 +185,7 @@ def residual_blocks(encoder: nn.Module) -> list[str]:
         >>> residual_blocks(SmallResNet())[:3]
         ['layer1.0', 'layer1.1', 'layer2.0']
     """
+    check_type("encoder", encoder, nn.Module, "a backbone, e.g. TransferModel.encoder")
     modules = dict(encoder.named_modules())
     if all(f"layer{i}" in modules for i in range(1, 5)):
         return [f"layer{i}.{j}" for i in range(1, 5) for j in range(len(modules[f"layer{i}"]))]
@@ -162,7 +193,11 @@ def residual_blocks(encoder: nn.Module) -> list[str]:
         container = modules.get(prefix)
         if isinstance(container, (nn.Sequential, nn.ModuleList)):
             return [f"{prefix}.{i}" for i in range(len(container))]
-    raise ValueError(f"cannot find the residual blocks of {type(encoder).__name__}")
+    hint = "; pass model.encoder" if "encoder" in modules else ""
+    raise ValueError(
+        f"cannot find the residual blocks of encoder {type(encoder).__name__} (expected a ResNet's "
+        f"layer1 … layer4, a ViT's blocks or open_clip's transformer.resblocks){hint}"
+    )
 
 
 def _rule_key_layer(encoder: nn.Module) -> str:

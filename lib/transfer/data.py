@@ -20,11 +20,17 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset
 from torchvision import datasets as tvd
 
-from lib._checks import check_int
+from lib._checks import check_int, check_type
 from lib._checks import check_option as _check_option
 from lib.data import digits as _load_digits
 from lib.transfer import offline  # offline._reachable looked up per call: tests stand in for it
-from lib.transfer.backbones import _TIMM_MODELS, BACKBONES, Backbone, _NameTable
+from lib.transfer.backbones import (
+    _TIMM_MODELS,
+    BACKBONES,
+    Backbone,
+    _check_image_size,
+    _NameTable,
+)
 from lib.transfer.offline import OfflineError
 
 __all__ = ["DATASETS", "NUM_CLASSES", "balanced_subset", "load_dataset", "preprocess"]
@@ -114,6 +120,7 @@ def preprocess(backbone: Backbone, *, image_size: int | None = None) -> Callable
         'Compose'
     """
     _check_option("backbone", backbone, BACKBONES[1:])
+    image_size = _check_image_size("image_size", image_size)
     if backbone == "clip_vit_b32":
         from open_clip.transform import image_transform  # lazy: seconds to import
 
@@ -193,6 +200,10 @@ def load_dataset(
     _check_option("name", name, DATASETS)
     _check_option("split", split, ("train", "test"))
     _check_option("backbone", backbone, BACKBONES)
+    check_type("root", root, (str, os.PathLike), "a folder path")
+    check_type("download", download, bool)
+    image_size = _check_image_size("image_size", image_size)
+    split_seed = check_int("split_seed", split_seed, 0)
     if name.startswith("digits"):  # offline: scikit-learn's digits, split here
         if backbone != "small_resnet":
             raise ValueError(f"data set {name!r} is 1×8×8 images for backbone 'small_resnet'")
@@ -224,15 +235,44 @@ def load_dataset(
     return data
 
 
-def _labels(data: Dataset) -> Tensor:
-    """Labels ``(N,)`` of a data set, from its attributes when it has them."""
+def _labels(data: Dataset, name: str = "data") -> Tensor:
+    """Labels ``(N,)`` of a data set, from its attributes when it has them.
+
+    Labels are class indices: integer labels (any width) are returned as ``int64``; floating
+    labels (``0.5`` would silently become class 0) or one that is not a scalar raise
+    ``ValueError`` naming ``name``.
+    """
     if isinstance(data, Subset):
-        return _labels(data.dataset)[torch.as_tensor(data.indices, dtype=torch.long)]
+        return _labels(data.dataset, name)[torch.as_tensor(data.indices, dtype=torch.long)]
     for attr in ("targets", "_labels", "labels"):
         values = getattr(data, attr, None)
         if values is not None and len(values) == len(data):
-            return torch.as_tensor(values, dtype=torch.long)
-    return torch.as_tensor([int(data[i][1]) for i in range(len(data))], dtype=torch.long)
+            return _class_indices(torch.as_tensor(values), name)
+    labels = []
+    for i in range(len(data)):
+        sample = data[i]
+        if not isinstance(sample, (tuple, list)) or len(sample) < 2:
+            raise ValueError(
+                f"samples of {name} must be (image, label) pairs, got {type(sample).__name__} "
+                f"(sample {i})"
+            )
+        labels.append(torch.as_tensor(sample[1]))
+    return _class_indices(torch.stack(labels) if labels else torch.zeros(0, dtype=torch.long), name)
+
+
+def _class_indices(labels: Tensor, name: str) -> Tensor:
+    """``labels`` ``(N,)`` as ``int64`` if they are integer class indices, one per sample."""
+    if labels.ndim != 1:
+        raise ValueError(
+            f"labels of {name} must be one class index per sample, shape (N,), got shape "
+            f"{tuple(labels.shape)}"
+        )
+    if labels.is_floating_point() or labels.is_complex():
+        raise ValueError(
+            f"labels of {name} must be integer class indices, got dtype {labels.dtype}; convert "
+            "them with .long() (after checking that they hold whole numbers)"
+        )
+    return labels.to(torch.long)
 
 
 def balanced_subset(
@@ -253,7 +293,10 @@ def balanced_subset(
         >>> len(balanced_subset(load_dataset("digits", "train"), 10))
         50
     """
+    check_type("data", data, Dataset, "a labelled data set, e.g. load_dataset(...)")
     per_class = check_int("per_class", per_class, 1)
+    if generator is not None:
+        check_type("generator", generator, torch.Generator)
     if len(data) == 0:
         raise ValueError("data is empty (0 samples); there is nothing to draw from")
     labels = _labels(data)

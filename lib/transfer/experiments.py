@@ -24,12 +24,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from lib._checks import check_int, check_nonempty
+from lib._checks import check_int, check_real, check_type
 from lib._checks import check_option as _check_option
+from lib.transfer._inputs import _check_list, _check_methods, _check_subset
 from lib.transfer.backbones import BACKBONES, Backbone
 from lib.transfer.data import DATASETS, NUM_CLASSES, DatasetName, balanced_subset, load_dataset
-from lib.transfer.models import METHODS, build
-from lib.transfer.train import FitConfig, TransferResult, fine_tune, fit
+from lib.transfer.models import build
+from lib.transfer.train import FitConfig, TransferResult, _check_config, fine_tune, fit
 
 __all__ = [
     "Source",
@@ -44,18 +45,11 @@ __all__ = [
 ]
 
 
-_ONE_VALUE = "value (the sweep would be empty)"
-
-
-def _check_methods(methods: Sequence[str]) -> None:
-    """``methods``: a non-empty list of distinct names from :data:`METHODS`."""
-    if isinstance(methods, str):
-        raise ValueError(f"methods must be a list of method names, got the string {methods!r}")
-    check_nonempty("methods", methods, _ONE_VALUE)
-    for method in methods:
-        _check_option("method", method, METHODS)
-    if len(set(methods)) != len(methods):
-        raise ValueError(f"methods must be distinct, got {list(methods)}")
+def _check_sources(sources: object) -> None:
+    """``sources``: a non-empty list of :class:`Source` (e.g. from :func:`source_models`)."""
+    _check_list("sources", sources, "Source objects (e.g. source_models(...))")
+    for i, source in enumerate(sources):
+        check_type(f"sources[{i}]", source, Source, "e.g. an element of source_models(...)")
 
 
 def pretrain_source(
@@ -91,7 +85,8 @@ def pretrain_source(
     """
     _check_option("backbone", backbone, BACKBONES)
     _check_option("dataset", dataset, DATASETS)
-    check_nonempty("snapshots", snapshots, _ONE_VALUE)
+    _check_config(config)
+    _check_list("snapshots", snapshots, "epochs")
     for e in snapshots:
         check_int("snapshots (each)", e, 0)
     wanted = sorted(set(int(e) for e in snapshots))
@@ -117,6 +112,11 @@ class Source:
     label: str  # shown in plots
     backbone: str  # one of BACKBONES
     pretrained: bool | Mapping[str, Tensor]  # True (public weights) or a backbone state dict
+
+    def __post_init__(self) -> None:
+        check_type("label", self.label, str)
+        _check_option("backbone", self.backbone, BACKBONES)
+        check_type("pretrained", self.pretrained, (bool, Mapping), "True, False or a state dict")
 
 
 def source_models(
@@ -154,10 +154,15 @@ def source_models(
         ['resnet18', 'resnet50']
     """
     _check_option("backbone", backbone, BACKBONES)
+    check_type("compare", compare, (list, tuple), "backbone names, e.g. ['resnet18']")
     for name in compare:
         _check_option("compare (each)", name, BACKBONES[1:])
     if backbone == "small_resnet":
-        check_nonempty("lrs", lrs, _ONE_VALUE)
+        _check_config(config)
+        _check_list("lrs", lrs, "learning rates")
+        for lr in lrs:  # all of them before the first run trains
+            check_real("lrs (each)", lr, 0.0, strict=True)
+        _check_list("snapshots", snapshots, "epochs")
     if backbone != "small_resnet":
         names = [name for name in compare if name != backbone] + [backbone]
         return [Source(name, name, True) for name in names]
@@ -193,6 +198,8 @@ def most_collapsed(sources: Sequence[Source], rows: Sequence[Mapping[str, Any]])
         >>> most_collapsed(s, [{"nc1": 2.0}, {"nc1": 1.0}]).label
         'b'
     """
+    _check_sources(sources)
+    check_type("rows", rows, (list, tuple), "the result of collapse_vs_transfer(...)")
     if len(sources) != len(rows) or not rows:
         raise ValueError(
             "need one collapse_vs_transfer row per source: got "
@@ -271,6 +278,9 @@ def downstream(
         >>> len(train), len(test) > 300
         (15, True)
     """
+    _check_option("dataset", dataset, DATASETS)
+    _check_option("backbone", backbone, BACKBONES)
+    per_class, seed = _check_subset(per_class, seed)
     train = load_dataset(dataset, "train", backbone, root=root, image_size=image_size)
     test = load_dataset(dataset, "test", backbone, root=root, image_size=image_size)
     if per_class is not None:
@@ -316,7 +326,9 @@ def collapse_vs_transfer(
         ['accuracy', 'label', 'nc1']
     """
     _check_option("dataset", dataset, DATASETS)
-    check_nonempty("sources", sources, _ONE_VALUE)
+    _check_sources(sources)
+    _check_config(config)
+    per_class, seed = _check_subset(per_class, seed)
     rows = []
     for source in sources:
         train, test = downstream(
@@ -377,6 +389,8 @@ def compare_methods(
     _check_option("backbone", backbone, BACKBONES)
     _check_option("dataset", dataset, DATASETS)
     _check_methods(methods)
+    _check_config(config)
+    per_class, seed = _check_subset(per_class, seed)
     train, test = downstream(
         dataset, backbone, per_class=per_class, root=root, image_size=image_size, seed=seed
     )
@@ -433,13 +447,14 @@ def data_size_sweep(
     """
     _check_option("backbone", backbone, BACKBONES)
     _check_option("dataset", dataset, DATASETS)
-    check_nonempty("sizes", sizes, _ONE_VALUE)
+    _check_list("sizes", sizes, "samples per class")
     for n in sizes:
         check_int("sizes (each)", n, 1)
     _check_methods(methods)
-    check_nonempty("seeds", seeds, _ONE_VALUE)
+    _check_list("seeds", seeds, "seeds")
     for seed in seeds:
-        check_int("seeds (each)", seed, -(2**63))
+        check_int("seeds (each)", seed, 0)
+    _check_config(config)
     table = {method: torch.zeros(len(sizes)) for method in methods}
     for i, n in enumerate(sizes):
         for seed in seeds:

@@ -18,7 +18,10 @@ from typing import Any
 import torch
 from matplotlib import ticker
 
+from lib._checks import check_nonempty, check_option, check_type
+from lib.layerwise import LayerCollapse
 from lib.plotting import panels
+from lib.transfer.train import TransferResult
 
 __all__ = [
     "METHOD_COLORS",
@@ -67,6 +70,12 @@ def plot_collapse_vs_transfer(rows: Sequence[Mapping[str, Any]], ax=None, title:
     Returns:
         The figure.
     """
+    _check_records("rows", rows, "collapse_vs_transfer(...)")
+    for i, row in enumerate(rows):
+        check_type(f"rows[{i}]", row, Mapping, "a row of collapse_vs_transfer(...)")
+        missing = [key for key in ("label", "nc1", "accuracy") if key not in row]
+        if missing:
+            raise ValueError(f"rows[{i}] lacks the key(s) {missing} of collapse_vs_transfer rows")
     fig, (ax,) = panels(ax)
     nc1 = [r["nc1"] for r in rows]
     acc = [100 * r["accuracy"] for r in rows]
@@ -95,6 +104,10 @@ def plot_methods(results: Sequence[Any], ax=None, *, axes=None):
     Returns:
         The figure.
     """
+    _check_records("results", results, "compare_methods(...)")
+    for i, result in enumerate(results):
+        check_type(f"results[{i}]", result, TransferResult, "from fine_tune or compare_methods")
+        check_option(f"results[{i}].method", result.method, tuple(METHOD_LABELS))
     if ax is not None and axes is not None:
         raise ValueError("pass the three axes as ax (or axes), not both")
     fig, axes = panels(ax if ax is not None else axes, 3, figsize=(11, 3.2))
@@ -134,6 +147,17 @@ def plot_data_sizes(sizes: Sequence[int], table: Mapping[str, torch.Tensor], ax=
     Returns:
         The figure.
     """
+    _check_records("sizes", sizes, "[5, 10, 20], samples per class")
+    check_type("table", table, Mapping, "the result of data_size_sweep(...)")
+    check_nonempty("table", table, "method's accuracies (data_size_sweep(...))")
+    for method, acc in table.items():
+        check_option("method (a key of table)", method, tuple(METHOD_LABELS))
+        check_type(f"table[{method!r}]", acc, torch.Tensor, "accuracies (len(sizes),)")
+        if tuple(acc.shape) != (len(sizes),):
+            raise ValueError(
+                f"table[{method!r}] must hold one accuracy per size, shape ({len(sizes)},), got "
+                f"shape {tuple(acc.shape)}"
+            )
     fig, (ax,) = panels(ax)
     for method, acc in table.items():
         ax.plot(
@@ -166,6 +190,9 @@ def plot_layer_nc1(curves: Mapping[str, Any], key_layer: str | None = None, ax=N
     Returns:
         The figure.
     """
+    _check_curves(curves)
+    if key_layer is not None:
+        check_type("key_layer", key_layer, str, "a name such as 'encoder.layer2.1'")
     fig, (ax,) = panels(ax, figsize=(7.5, 3.6))
     layers = None
     for method, out in curves.items():
@@ -185,3 +212,25 @@ def plot_layer_nc1(curves: Mapping[str, Any], key_layer: str | None = None, ax=N
     ax.set(ylabel=r"$\mathcal{NC}_1^l$ (downstream train)", title="Layer-wise collapse")
     ax.legend(fontsize=8)
     return fig
+
+
+def _check_records(name: str, values: object, where: str) -> None:
+    """``values``: a non-empty list or tuple (the records a figure draws)."""
+    check_type(name, values, (list, tuple), f"e.g. {where}")
+    check_nonempty(name, values, f"entry ({where})")
+
+
+def _check_curves(curves: object) -> None:
+    """``curves``: method → :class:`~lib.layerwise.LayerCollapse`, all over the same layers."""
+    check_type("curves", curves, Mapping, "method -> layer_nc1(...)")
+    check_nonempty("curves", curves, "method's layer_nc1(...)")
+    layers = None
+    for method, out in curves.items():
+        check_option("method (a key of curves)", method, tuple(METHOD_LABELS))
+        check_type(f"curves[{method!r}]", out, LayerCollapse, "the result of layer_nc1(...)")
+        if layers is not None and tuple(out.layers) != layers:
+            raise ValueError(
+                f"curves[{method!r}] is over other layers than the curves before it; pass "
+                "layer_nc1(...) results over the same layers"
+            )
+        layers = tuple(out.layers)

@@ -8,9 +8,15 @@ from collections.abc import Sequence
 
 from torch.utils.data import DataLoader, Dataset
 
-from lib._checks import check_int, check_num_classes
+from lib._checks import check_int, check_nonempty, check_num_classes, check_type
 from lib.layerwise import layer_collapse
-from lib.transfer._inputs import _check_images, _check_labels, _check_layers, _check_nonempty
+from lib.transfer._inputs import (
+    _check_images,
+    _check_labels,
+    _check_layers,
+    _check_model,
+    _check_nonempty,
+)
 from lib.transfer.backbones import residual_blocks
 from lib.transfer.models import TransferModel
 from lib.transfer.train import _loader
@@ -31,6 +37,7 @@ def layer_names(model: TransferModel) -> list[str]:
         >>> layer_names(build("small_resnet", 5, "full_ft"))[-2:]
         ['encoder.layer4.1', 'penultimate']
     """
+    check_type("model", model, TransferModel, "the result of build(...)")
     return [f"encoder.{name}" for name in residual_blocks(model.encoder)] + ["penultimate"]
 
 
@@ -65,8 +72,13 @@ def layer_nc1(
         >>> len(out.layers), out.nc1.shape
         (9, torch.Size([9]))
     """
+    _check_model(model, TransferModel, "the result of build(...)")
     K = check_num_classes(num_classes)
     batch_size = check_int("batch_size", batch_size, 1)
+    if isinstance(layers, str):
+        raise ValueError(f"layers must be a list of module names, got the string {layers!r}")
+    if layers is not None:
+        check_nonempty("layers", layers, "module name (or None for every block)")
     names = list(layers or layer_names(model))
     _check_layers(model, names, layer_names(model))
     _check_nonempty(data)

@@ -15,13 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lib._checks import check_num_classes
+from lib._checks import check_num_classes, check_type
 from lib._checks import check_option as _check_option
 from lib.transfer.backbones import (
     BACKBONES,
     KEY_LAYERS,
     Backbone,
     SmallResNet,
+    _check_image_size,
     _clip_head_weight,
     _make_clip,
     _make_timm,
@@ -71,6 +72,7 @@ class TransferModel(nn.Module):
         key_layer: str,
         normalize: bool = False,
     ) -> None:
+        _check_parts(encoder, head, backbone, method, normalize)
         super().__init__()
         self.encoder = encoder
         self.head = head
@@ -82,7 +84,6 @@ class TransferModel(nn.Module):
         self.num_features = head.in_features
         first_conv = next((m for m in encoder.modules() if isinstance(m, nn.Conv2d)), None)
         self.in_chans: int | None = first_conv.in_channels if first_conv is not None else None
-        _check_option("method", method, METHODS)
         if method in ("layer_ft", "scl_ft") and key_layer not in dict(encoder.named_modules()):
             raise ValueError(
                 f"unknown key_layer {key_layer!r}; allowed values: "
@@ -213,18 +214,19 @@ def build(
         >>> model.key_layer, round(trainable_fraction(model), 3)
         ('layer2.1', 0.027)
     """
-    K = _check_build(backbone, num_classes, method, pretrained, class_names, image_size, device)
-    device = torch.device(device) if device is not None else None
+    K, image_size, device = _check_build(
+        backbone, num_classes, method, pretrained, class_names, image_size, device, dtype
+    )
     meta = device is not None and device.type == "meta"
     if meta:  # architecture only: a copy of a cached meta encoder (no memory, no init)
         encoder, head = _meta_encoder_and_head(backbone, K, image_size)
     else:  # public weights are requested before anything is built, so offline fails fast
         encoder, head = _encoder_and_head(backbone, K, pretrained is True, class_names, image_size)
     if isinstance(pretrained, Mapping):
-        encoder.load_state_dict(pretrained)
+        _load_backbone_weights(encoder, pretrained, backbone)
     chosen = layer if layer is not None else KEY_LAYERS[backbone]
     blocks = residual_blocks(encoder)
-    if method in ("layer_ft", "scl_ft") and chosen not in blocks:
+    if (layer is not None or method in ("layer_ft", "scl_ft")) and chosen not in blocks:
         raise ValueError(f"layer must be one of the residual blocks {blocks}; got {chosen!r}")
     model = TransferModel(
         encoder,
@@ -246,9 +248,11 @@ def _check_build(
     pretrained: object,
     class_names: Sequence[str] | None,
     image_size: object,
-    device: torch.device | str | None,
-) -> int:
-    """Check :func:`build`'s arguments (in this order, one message each); return ``K``."""
+    device: object,
+    dtype: object,
+) -> tuple[int, int | None, torch.device | None]:
+    """Check :func:`build`'s arguments (in this order, one message each); return ``K``,
+    ``image_size`` as an ``int`` (or ``None``) and the ``torch.device`` (or ``None``)."""
     _check_option("backbone", backbone, BACKBONES)
     _check_option("method", method, METHODS)
     K = check_num_classes(num_classes)
@@ -262,11 +266,18 @@ def _check_build(
         raise ValueError(
             f"class_names is for 'clip_vit_b32' (its zero-shot head), not {backbone!r}"
         )
+    if class_names is not None and (
+        isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names)
+    ):
+        raise ValueError(f"class_names must be a list of K strings, got {class_names!r}")
     if class_names is not None and len(class_names) != K:
         raise ValueError(f"class_names needs num_classes={K} names, got {len(class_names)}")
-    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
-    device = torch.device(device) if device is not None else None
+    image_size = _check_image_size("image_size", image_size)
+    device = _check_device(device)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(
+            f"dtype must be a floating-point torch.dtype (e.g. torch.float32) or None, got {dtype!r}"
+        )
     if device is not None and device.type == "meta" and pretrained is not False:
         raise ValueError("device='meta' builds without weights; use pretrained=False")
     if not isinstance(pretrained, (bool, Mapping)):
@@ -276,7 +287,55 @@ def _check_build(
             "'small_resnet' has no public weights: pass pretrained=False or a state dict from "
             "pretrain_source(...)"
         )
-    return K
+    return K, image_size, device
+
+
+def _check_device(device: object) -> torch.device | None:
+    """``device`` as a ``torch.device`` (``None`` stays ``None``); refuse a CUDA device that is
+    not there before anything is built."""
+    if device is None:
+        return None
+    check_type("device", device, (str, torch.device), "e.g. 'cpu', 'cuda' or lib.setup(...)")
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device {device!r} is not a device name; use 'cpu' or 'cuda'") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {str(device)!r} is not available here (torch.cuda.is_available() is "
+            "False); use device='cpu'"
+        )
+    return device
+
+
+def _load_backbone_weights(
+    encoder: nn.Module, weights: Mapping[str, Tensor], backbone: str
+) -> None:
+    """Load a backbone state dict (``pretrained``); a dict of another architecture is named."""
+    try:
+        encoder.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ValueError(
+            f"pretrained is a state dict that does not fit backbone {backbone!r} ({err}); pass "
+            f"the weights of this backbone, e.g. pretrain_source({backbone!r})[epoch]"
+        ) from err
+
+
+def _check_parts(
+    encoder: object, head: object, backbone: object, method: object, normalize: object
+) -> None:
+    """:class:`TransferModel`'s parts: modules of matching widths and known names."""
+    check_type("encoder", encoder, nn.Module, "a backbone without its head")
+    check_type("head", head, nn.Linear, "nn.Linear(p, K)")
+    _check_option("backbone", backbone, BACKBONES)
+    _check_option("method", method, METHODS)
+    check_type("normalize", normalize, bool)
+    width = getattr(encoder, "output_dim", None) or getattr(encoder, "num_features", None)
+    if isinstance(width, int) and width != head.in_features:
+        raise ValueError(
+            f"head takes {head.in_features} features but the encoder gives {width}; use "
+            f"nn.Linear({width}, K)"
+        )
 
 
 def _meta_encoder_and_head(
@@ -332,6 +391,7 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
         >>> parameter_counts(nn.Linear(3, 2))
         (8, 8)
     """
+    check_type("model", model, nn.Module, "e.g. the result of build(...)")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return trainable, total
@@ -356,7 +416,8 @@ def trainable_fraction(model: nn.Module) -> float:
         >>> trainable_fraction(build("small_resnet", 5, "full_ft"))
         1.0
     """
+    check_type("model", model, nn.Module, "e.g. the result of build(...)")
     trainable, total = parameter_counts(model)
     if total == 0:
-        raise ValueError("the model has no parameters")
+        raise ValueError("model has no parameters, so no fraction of them can be trained")
     return trainable / total

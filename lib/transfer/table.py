@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lib._checks import check_int, check_nonempty, check_type
 from lib.transfer.data import NUM_CLASSES
 from lib.transfer.models import build, trainable_fraction
 
@@ -93,6 +94,7 @@ def percentage_table(*, vit_image_size: int = 224) -> list[dict[str, Any]]:
         >>> row["method"], round(row["computed"], 2), row["lecture"]
         ('layer_ft', 6.52, 6.52)
     """
+    vit_image_size = check_int("vit_image_size", vit_image_size, 1)
     rows = []
     for (backbone, dataset), lecture in LECTURE_PERCENT.items():
         K = NUM_CLASSES[dataset]
@@ -131,6 +133,7 @@ def percentage_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         |---|---|---|---|
         | b | d | 2 | 100.00 (100.00) |
     """
+    _check_rows(rows)
     methods: list[str] = []
     cells: dict[tuple[str, str, int], dict[str, str]] = {}
     for row in rows:
@@ -151,3 +154,23 @@ def percentage_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         entries = " | ".join(values.get(m, "") for m in methods)
         lines.append(f"| {backbone} | {dataset} | {K} | {entries} |")
     return "\n".join(lines)
+
+
+_ROW_KEYS = ("backbone", "dataset", "K", "method", "computed", "lecture")
+
+
+def _check_rows(rows: object) -> None:
+    """``rows``: a non-empty list of dicts with every key of :func:`percentage_table`'s rows."""
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence):
+        raise TypeError(
+            f"rows must be a list of dicts (the result of percentage_table()), got "
+            f"{type(rows).__name__}"
+        )
+    check_nonempty("rows", rows, "row (e.g. percentage_table())")
+    for i, row in enumerate(rows):
+        check_type(f"rows[{i}]", row, Mapping, "a row of percentage_table()")
+        missing = [key for key in _ROW_KEYS if key not in row]
+        if missing:
+            raise ValueError(
+                f"rows[{i}] lacks the key(s) {missing}; each row needs {list(_ROW_KEYS)}"
+            )

@@ -2,8 +2,9 @@ r"""Training and evaluation of a :class:`~lib.transfer.models.TransferModel`.
 
 :func:`fit` (momentum SGD, cosine schedule, cross-entropy) trains exactly the parameters the
 method left trainable; :func:`fit_linear_probe` fits the head on cached features by L-BFGS;
-:func:`extract_features` and :func:`accuracy` read a model (:func:`~lib.transfer.layers.layer_nc1` its layers); :func:`fine_tune`
-builds, trains and measures one method in one call (:class:`TransferResult`).
+:func:`extract_features` and :func:`accuracy` read a model (:func:`~lib.transfer.layers.layer_nc1`
+its layers); :func:`fine_tune` builds, trains and measures one method in one call
+(:class:`TransferResult`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from lib._checks import check_int, check_real
+from lib._checks import check_int, check_real, check_type
 from lib.metrics import nc1
 from lib.transfer._cache import _cache_key, _read_cache
 from lib.transfer._inputs import (
     _check_images,
     _check_labels,
+    _check_model,
     _check_nonempty,
+    _one_sample_batches,
     _stop_non_finite,
 )
 from lib.transfer.backbones import Backbone
@@ -80,6 +83,11 @@ class FitConfig:
         for name in ("amp", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+
+def _check_config(config: object) -> None:
+    """``config`` is a :class:`FitConfig` (its fields were checked when it was made)."""
+    check_type("config", config, FitConfig, "e.g. FitConfig(epochs=5)")
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -137,8 +145,12 @@ def fit(
         Mean training loss per epoch, ``(epochs,)``, on the CPU.
 
     Raises:
-        ValueError: empty ``data``, images without the model's channels, or (for a
-            :class:`TransferModel`) labels outside ``[0, K)`` — checked once, before training.
+        TypeError: ``model``, ``data``, ``config``, ``generator`` or ``callback`` of the wrong
+            kind.
+        ValueError: a ``meta`` model, empty ``data``, images without the model's channels or
+            dtype, or (for a :class:`TransferModel`) labels that are not integers in ``[0, K)``
+            — checked once, before training; a last batch of one sample that a training
+            BatchNorm layer cannot normalise (raised when it comes: the weights have changed).
         FloatingPointError: an epoch's mean loss is NaN or inf (checked once per epoch, on the
             loss already read for the record): the weights are no longer usable.
 
@@ -148,8 +160,13 @@ def fit(
         >>> fit(model, data, FitConfig(epochs=2, progress=False)).shape
         torch.Size([2])
     """
-    if not isinstance(config, FitConfig):
-        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+    _check_config(config)
+    _check_model(model)
+    check_type("data", data, (Dataset, DataLoader), "e.g. load_dataset(...) or a TensorDataset")
+    if generator is not None:
+        check_type("generator", generator, torch.Generator)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(epoch, model), got {callback!r}")
     params = [p for p in model.parameters() if p.requires_grad]
     losses = torch.zeros(config.epochs)
     if not params or config.epochs == 0:
@@ -162,6 +179,20 @@ def fit(
     loader = _loader(data, config.batch_size, True, generator, config.num_workers)
     if len(loader) == 0:
         raise ValueError("data gives no batches (empty data set or DataLoader)")
+    with _one_sample_batches(loader):  # torch's BatchNorm error, said in our words
+        return _train(model, loader, params, losses, config, callback, device)
+
+
+def _train(
+    model: nn.Module,
+    loader: DataLoader,
+    params: list[Tensor],
+    losses: Tensor,
+    config: FitConfig,
+    callback: Callable[[int, nn.Module], None] | None,
+    device: torch.device,
+) -> Tensor:
+    """:func:`fit`'s loop over ``config.epochs`` epochs; fills and returns ``losses``."""
     optimizer = torch.optim.SGD(
         params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
@@ -198,7 +229,6 @@ def fit(
     return losses
 
 
-@torch.no_grad()
 def extract_features(
     model: TransferModel,
     data: Dataset | DataLoader,
@@ -227,8 +257,11 @@ def extract_features(
         >>> H.shape[1], y.shape == (H.shape[0],)
         (128, True)
     """
+    _check_model(model, TransferModel, "the result of build(...)")
     batch_size = check_int("batch_size", batch_size, 1)
     num_workers = check_int("num_workers", num_workers, 0)
+    check_type("amp", amp, bool)
+    check_type("progress", progress, bool)
     _check_nonempty(data)
     _check_images(model, data)
     device = _device_of(model)
@@ -237,10 +270,11 @@ def extract_features(
     cast, _ = _autocast(device, amp)
     feats, labels = [], []
     loader = _loader(data, batch_size, False, workers=num_workers)
-    for x, y in _progress(loader, progress, "features"):
-        with cast:
-            feats.append(model.forward_features(x.to(device)).float())  # (B, p)
-        labels.append(y.to(device))
+    with torch.no_grad():
+        for x, y in _progress(loader, progress, "features"):
+            with cast:
+                feats.append(model.forward_features(x.to(device)).float())  # (B, p)
+            labels.append(y.to(device))
     model.train(was_training)
     if not feats:
         raise ValueError("data gave no batches; pass a data set with samples")
@@ -285,10 +319,12 @@ def fit_linear_probe(
         >>> tuple(H.shape)
         (500, 128)
     """
+    _check_model(model, TransferModel, "build(..., method='linear_probe')")
     if getattr(model, "method", None) != "linear_probe":
         raise ValueError("fit_linear_probe needs a model built with method='linear_probe'")
-    if not isinstance(config, FitConfig):
-        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+    _check_config(config)
+    if cache is not None:
+        check_type("cache", cache, (str, os.PathLike), "a .pt file path")
     _check_nonempty(data)
     _check_images(model, data)
     _check_labels(data, model.head.out_features)
@@ -326,13 +362,14 @@ def fit_linear_probe(
     return H, y
 
 
-@torch.no_grad()
 def accuracy(
     model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 256, num_workers: int = 0
 ) -> Tensor:
     """Top-1 accuracy of ``model`` on ``data`` (eval mode), a 0-dim tensor in ``[0, 1]``.
 
-    Empty ``data`` raises ``ValueError`` (an accuracy of no samples is undefined, not 0).
+    Empty ``data`` raises ``ValueError`` (an accuracy of no samples is undefined, not 0), and so
+    do NaN or inf logits (their argmax would count as a prediction); the logits are tested on the
+    device and read once, after the loop.
 
     Args:
         model: any classifier returning logits ``(B, K)``; left in its previous mode afterwards.
@@ -347,6 +384,7 @@ def accuracy(
         >>> float(accuracy(build("small_resnet", 5, "full_ft"), load_dataset("digits", "test"))) <= 1
         True
     """
+    _check_model(model)
     batch_size = check_int("batch_size", batch_size, 1)
     num_workers = check_int("num_workers", num_workers, 0)
     _check_nonempty(data)
@@ -355,14 +393,24 @@ def accuracy(
     was_training = model.training
     model.eval()
     correct = torch.zeros((), device=device)
+    broken = torch.zeros((), dtype=torch.long, device=device)  # samples with NaN/inf logits
     count = 0
-    for x, y in _loader(data, batch_size, False, workers=num_workers):
-        y = y.to(device)
-        correct += (model(x.to(device)).argmax(dim=1) == y).sum()
-        count += len(y)
+    with torch.no_grad():
+        for x, y in _loader(data, batch_size, False, workers=num_workers):
+            y = y.to(device)
+            logits = model(x.to(device))  # (B, K)
+            correct += (logits.argmax(dim=1) == y).sum()
+            broken += (~torch.isfinite(logits)).any(dim=1).sum()  # on the device: no sync
+            count += len(y)
     model.train(was_training)
     if count == 0:
         raise ValueError("data is empty (0 samples): the accuracy of no samples is undefined")
+    if bool(broken):  # one sync, after the loop
+        raise ValueError(
+            f"model gives NaN or inf logits for {int(broken)} of the {count} samples of data "
+            "(non-finite images or weights), whose predicted class would be arbitrary; check "
+            "the data for NaN/inf and the model's weights"
+        )
     return correct / count
 
 
@@ -415,8 +463,11 @@ def fine_tune(
         >>> res.method, 0 <= res.accuracy <= 1
         ('linear_probe', True)
     """
-    if not isinstance(config, FitConfig):
-        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+    _check_config(config)
+    if generator is not None:
+        check_type("generator", generator, torch.Generator)
+    for name, split in (("train", train), ("test", test)):
+        _check_nonempty(split, name)
     model = build(
         backbone,
         num_classes,
@@ -427,7 +478,6 @@ def fine_tune(
         device=device,
     )
     for name, split in (("train", train), ("test", test)):
-        _check_nonempty(split, name)
         _check_images(model, split, name)
         _check_labels(split, model.head.out_features, name)
     eval_batch = max(config.batch_size, 256)
