@@ -35,7 +35,8 @@ def bibliography(path: Path = ROOT / "references.bib") -> dict[str, dict[str, st
     for block in re.split(r"\n(?=@)", path.read_text()):
         key = re.match(r"\s*@\w+\{([^,]+),", block).group(1)
         field = {
-            m.group(1): m.group(2) for m in re.finditer(r"^\s*(\w+)\s*=\s*\{(.*)\},?\s*$", block, re.M)
+            m.group(1): m.group(2)
+            for m in re.finditer(r"^\s*(\w+)\s*=\s*\{(.*)\},?\s*$", block, re.M)
         }
         surnames = [a.split(",")[0].strip() for a in field["author"].split(" and ")]
         if len(surnames) == 1:
