@@ -21,6 +21,29 @@ __all__ = ["EXPLORER_SCALES", "explorer", "interactive_profile", "plot_explorer"
 EXPLORER_SCALES = (0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8, 1.0)
 
 
+def _checked_setting(
+    scale: float,
+    depth: int,
+    activation: str,
+    lr: float,
+    max_steps: int,
+    num_classes: int,
+    per_class: int,
+) -> Setting:
+    """The widget's :class:`Setting`, every field checked (``ValueError`` naming a bad one)."""
+    setting = Setting(
+        num_classes=num_classes,
+        per_class=per_class,
+        depth=depth,
+        scale=scale,
+        activation=activation,
+        lr=lr,
+        max_steps=max_steps,
+    )
+    _check_setting(setting)
+    return setting
+
+
 def plot_explorer(
     scale: float,
     depth: int,
@@ -61,16 +84,8 @@ def plot_explorer(
         >>> len(fig.axes[0].lines)  # fitted line, hidden layers, output layer
         3
     """
-    setting = Setting(
-        num_classes=num_classes,
-        per_class=per_class,
-        depth=depth,
-        scale=scale,
-        activation=activation,
-        lr=lr,
-        max_steps=max_steps,
-    )
-    _check_setting(setting)  # bad arguments raise; only training failures go into the panel
+    # bad arguments raise; only training failures go into the panel
+    setting = _checked_setting(scale, depth, activation, lr, max_steps, num_classes, per_class)
     check_device(device)
     fig, (a,) = panels(ax, 1, (5.5, 3.6))
     try:
@@ -122,17 +137,7 @@ def explorer(
         >>> [c.description for c in w.children[:3]]  # doctest: +SKIP
         ['ε', 'L', 'σ']
     """
-    _check_setting(
-        Setting(
-            num_classes=num_classes,
-            per_class=per_class,
-            depth=depth,
-            scale=scale,
-            activation=activation,
-            lr=lr,
-            max_steps=max_steps,
-        )
-    )
+    _checked_setting(scale, depth, activation, lr, max_steps, num_classes, per_class)
     if not 3 <= depth <= 10:
         raise ValueError(f"depth must be an integer in [3, 10] (the slider's range), got {depth!r}")
     check_device(device)
