@@ -1,7 +1,7 @@
 # Maintenance commands. The two set-up commands a new user needs are in README.md.
 PY ?= python
 
-.PHONY: book test execute gpu-check lint student assignments clean
+.PHONY: book test execute gpu-check lint student assignments release clean
 
 book:            ## execute every chapter at its defaults and render the HTML book (_build/html)
 	jupyter-book build .
@@ -15,11 +15,14 @@ execute:         ## re-execute notebooks in place at their defaults (after chang
 gpu-check:       ## on a GPU machine: every chapter with DEVICE="cuda" plus the benchmarks (<= 8 min, H100)
 	bash scripts/gpu_check.sh
 
-student:         ## the student edition of the book: exercises without solutions (_build/student/html)
-	$(PY) scripts/build_student.py
+student:         ## the student edition of the book: exercises without solutions (_build/student/html; TAG=term-2027s: badges open that release's student notebooks)
+	$(PY) scripts/build_student.py $(if $(TAG),--tag $(TAG))
 
 assignments:     ## otter assign every assignment into dist/<name> (student + autograder versions)
 	for a in $$(ls assignments/*/*.ipynb); do n=$$(basename $$a .ipynb); otter assign --no-pdfs $$a dist/$$n; done
+
+release:         ## a term's release into dist/release (TAG=term-2027s): what .github/workflows/release.yml uploads
+	$(PY) scripts/release.py build $(if $(TAG),--tag $(TAG)) --out dist/release
 
 lint:            ## ruff lint + format (notebooks included), as pre-commit runs them
 	pre-commit run --all-files

@@ -13,15 +13,17 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import release  # noqa: E402
+
 MASTERS = sorted((ROOT / "assignments").glob("*/*.ipynb"))
 SOLUTION_BLOCK = re.compile(r"# BEGIN SOLUTION\n(.*?)# END SOLUTION", re.S)
 
@@ -95,62 +97,69 @@ def split_master(master: Path) -> tuple[list[str], str]:
     return [ln for ln in lines if len(ln) > 15 and not ln.startswith("#")], "\n".join(shown)
 
 
-#: Kernels started side by side can race for a TCP port (jupyter_client picks a free port, then
-#: the kernel binds it): the kernel dies at start-up. And a process that talks to a kernel can
-#: hang at exit after its work is done (seen once in CI: `otter run` printed its grading summary,
-#: then never exited). Such a run is retried, alone.
-KERNEL_FAILURE = (
-    "Address already in use",
-    "Kernel died before replying to kernel_info",
-    "[killed: no exit within",
-)
+RUBRIC_POINTS = re.compile(r"^- \*\*(\d+(?:\.\d+)?) points?:\*\*", re.M)
+
+
+def questions(master: Path) -> list[dict]:
+    """Every question of a master: its config (name, points, manual) and its cells, each with
+    whether it sits inside a ``# BEGIN SOLUTION`` / ``# END SOLUTION`` block."""
+    out, inside = [], False
+    for cell in cells(master):
+        text = source(cell)
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        if cell["cell_type"] == "raw" and first == "# BEGIN QUESTION":
+            out.append({**yaml.safe_load(text.split("\n", 1)[1]), "cells": []})
+        elif cell["cell_type"] == "raw":
+            inside = {"# BEGIN SOLUTION": True, "# END SOLUTION": False}.get(first, inside)
+        elif out:
+            out[-1]["cells"].append((cell, inside))
+    return out
+
+
+def rubric(question: dict) -> str | None:
+    """The question's rubric: a markdown cell starting with "**Rubric" inside its solution."""
+    found = [
+        source(cell) for cell, inside in question["cells"]
+        if cell["cell_type"] == "markdown" and source(cell).startswith("**Rubric") and inside
+    ]  # fmt: skip
+    assert len(found) <= 1, f"{question['name']} has {len(found)} rubrics"
+    return found[0] if found else None
+
+
+def rubric_problems(question: dict) -> list[str]:
+    """What is wrong with a written question's rubric (empty: nothing)."""
+    text = rubric(question)
+    if text is None:
+        return [
+            f"{question['name']}: no rubric cell (markdown '**Rubric (N points).**' inside the solution)"
+        ]
+    points, problems = question["points"], []
+    if not text.startswith(f"**Rubric ({points:g} points).**"):
+        problems.append(
+            f"{question['name']}: the rubric must start '**Rubric ({points:g} points).**'"
+        )
+    parts = [float(p) for p in RUBRIC_POINTS.findall(text)]
+    if len(parts) < 2 or abs(sum(parts) - points) > 1e-9:
+        problems.append(f"{question['name']}: rubric parts {parts} do not add up to {points}")
+    if "**Common wrong answers.**" not in text:
+        problems.append(f"{question['name']}: the rubric lists no common wrong answers")
+    return problems
+
+
+def rubric_lines(master: Path) -> list[str]:
+    """Distinctive lines of the master's rubrics (for the checks that they do not leak)."""
+    lines = []
+    for q in questions(master):
+        text = rubric(q) or ""
+        lines += [ln.strip() for ln in text.splitlines() if len(ln.strip()) > 25]
+    return lines
 
 
 def run_all(
     commands: dict[str, tuple[list[str], Path]], timeout: float = 180.0
 ) -> dict[str, tuple[int, str]]:
-    """Run the commands side by side (each mostly waits on a kernel); returns rc and log each.
-
-    A command that failed for a kernel's reason (:data:`KERNEL_FAILURE`) runs again, alone
-    (twice at most); any other failure is returned as it is.
-    """
-    out = _run_side_by_side(commands, timeout)
-    for _ in range(2):
-        failed = [
-            name for name, (rc, log) in out.items()
-            if rc != 0 and any(sign in log for sign in KERNEL_FAILURE)
-        ]  # fmt: skip
-        for name in failed:
-            out.update(_run_side_by_side({name: commands[name]}, timeout))
-    return out
-
-
-def _run_side_by_side(
-    commands: dict[str, tuple[list[str], Path]], timeout: float
-) -> dict[str, tuple[int, str]]:
-    procs = {}
-    for name, (cmd, cwd) in commands.items():
-        log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below
-        procs[name] = (
-            subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=offline_env(), cwd=cwd
-            ),
-            log,
-        )
-    out = {}
-    start = time.monotonic()
-    for name, (proc, log) in procs.items():
-        killed = ""
-        try:
-            proc.wait(timeout=max(1.0, timeout - (time.monotonic() - start)))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            killed = f"\n[killed: no exit within {timeout:g} s]\n"
-        log.seek(0)
-        out[name] = (proc.returncode, log.read() + killed)
-        log.close()
-    return out
+    """``release.run_all`` (side by side, kernel failures retried alone) in the offline env."""
+    return release.run_all(commands, timeout, env=offline_env())
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +224,26 @@ def test_master_follows_the_colab_conventions(master):
     assert sum(bad in source(c) for c in cells(master)) == 1, f"{bad!r} is not in {master.name}"
 
 
+@pytest.mark.parametrize("master", MASTERS, ids=lambda p: p.stem)
+def test_every_written_question_has_a_rubric(master):
+    written = [q for q in questions(master) if q.get("manual")]
+    assert written, f"{master.name} has no written (manual: true) question"
+    problems = [p for q in written for p in rubric_problems(q)]
+    assert not problems, problems
+    assert len(rubric_lines(master)) >= 5
+
+
+def test_rubric_check_catches_a_bad_rubric():
+    md = {"cell_type": "markdown", "metadata": {}}
+    good = "**Rubric (2 points).** Graders.\n\n- **1 point:** a\n- **1 point:** b\n\n**Common wrong answers.**\n- c"
+    question = {"name": "q5", "points": 2, "cells": [({**md, "source": good}, True)]}
+    assert rubric_problems(question) == []
+    short = {**question, "cells": [({**md, "source": good.replace("- **1 point:** b", "")}, True)]}
+    assert "do not add up" in " ".join(rubric_problems(short))
+    outside = {**question, "cells": [({**md, "source": good}, False)]}  # shown to students
+    assert "no rubric" in " ".join(rubric_problems(outside))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("master", MASTERS, ids=lambda p: p.stem)
 def test_assign_passes_and_student_version_has_no_solutions(master, assigned):
@@ -232,6 +261,10 @@ def test_assign_passes_and_student_version_has_no_solutions(master, assigned):
     assert not leaked, f"solution lines in the student notebook: {leaked}"
     ag_text = "\n".join(source(c) for c in cells(autograder))
     assert all(ln in ag_text for ln in lines), "the autograder notebook lost its solutions"
+    # the rubrics are the instructor's: in the autograder version, never in the student version
+    rubric_text = rubric_lines(master)
+    assert "Rubric" not in text and not [ln for ln in rubric_text if ln in text]
+    assert all(ln in ag_text for ln in rubric_text), "the autograder notebook lost its rubric"
     # public tests ship with the student version; hidden ones only with the autograder
     student_tests = sorted((dest / "student" / "tests").glob("*.py"))
     assert student_tests

@@ -79,6 +79,26 @@ def test_student_config_hides_solutions():
     assert "launch_buttons" not in config
 
 
+def test_student_badges_open_the_release_or_nothing():
+    """Without a release tag the Colab badges (they open the repository's notebooks, solutions
+    included) are removed; with one they open the student copies on the branch student/<tag>."""
+    colab = "colab.research.google.com/github/"
+    for path in chapters():
+        nb = json.loads(path.read_text())
+        assert colab in json.dumps(nb), f"{path.name}: no badge to check"
+        assert build_student.student_badges(nb, path.stem, None) == 1
+        assert colab not in json.dumps(nb) and "colab-badge.svg" not in json.dumps(nb)
+        nb = json.loads(path.read_text())
+        assert build_student.student_badges(nb, path.stem, "term-2027s") == 1
+        links = re.findall(r"colab\.research\.google\.com/github/\S+?\.ipynb", json.dumps(nb))
+        assert links == [
+            f"{colab}lowdim-course/lecture6-book/blob/student/term-2027s/book/{path.name}"
+        ]
+    config = build_student.student_config(ROOT / "_config.yml", "term-2027s")
+    assert config["repository"]["branch"] == "student/term-2027s" and "launch_buttons" in config
+    assert config["sphinx"]["config"]["hide_solutions"] is True
+
+
 @pytest.mark.slow
 def test_student_edition_shows_exercises_but_no_solution(tmp_path):
     index = build_student.build(tmp_path)
@@ -92,6 +112,9 @@ def test_student_edition_shows_exercises_but_no_solution(tmp_path):
         page = (tmp_path / "html" / path.relative_to(ROOT)).with_suffix(".html").read_text()
         text = visible_text(page)
         assert not re.search(r'class="[^"]*\bsolution\b', page), f"{path.name}: solution node"
+        assert "colab.research.google.com/github" not in page, (
+            f"{path.name}: a Colab link to solutions"
+        )
         assert page.count('class="admonition') >= len(exercises) or "exercise" in page
         for body in exercises:
             for line in prose(body):
