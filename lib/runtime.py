@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import math
 import numbers
+import os
 import platform
 import random
 from collections.abc import Mapping
@@ -131,6 +132,14 @@ def setup(
 
     Every argument is checked before anything is seeded or set.
 
+    CPU results do not depend on the make of the CPU: Intel's MKL (torch's BLAS on x86) picks
+    its code path by processor — AVX-512 on recent Intel CPUs, AVX2 on AMD ones — and the paths
+    round differently, which a long training run amplifies into different printed numbers.
+    ``setup`` sets ``MKL_CBWR=AVX2`` (MKL's conditional numerical reproducibility: the same
+    results on every CPU with AVX2) unless the variable is already set. It takes effect only
+    if no MKL routine has run yet in the process, which is why it sits in the notebooks' first
+    call. oneDNN's convolutions (chapter 1's small ResNet) have no such switch.
+
     Args:
         seed: seed for :func:`seed_everything`.
         device: device request for :func:`resolve_device`.
@@ -151,6 +160,7 @@ def setup(
         threads = check_int("threads", threads, 1)
     check_type("style", style, bool)
     dev = resolve_device(device)  # before seeding: no side effect if the request is refused
+    os.environ.setdefault("MKL_CBWR", "AVX2")  # MKL's results the same on Intel and AMD CPUs
     seed_everything(seed)
     if threads is not None:
         torch.set_num_threads(threads)

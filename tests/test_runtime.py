@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -94,6 +95,48 @@ def test_setup_seeds_resolves_and_styles(capsys):
     x = torch.rand(2)
     lib.setup(seed=3, device="cpu")
     assert torch.equal(torch.rand(2), x)
+
+
+_MATMUL_DIGEST = """
+import hashlib, sys
+import torch
+if sys.argv[1] == "setup":
+    import lib
+    lib.setup(seed=0, device="cpu", style=False)
+g = torch.Generator().manual_seed(0)
+a, b = torch.randn(257, 513, generator=g), torch.randn(513, 129, generator=g)
+print(hashlib.sha1((a @ b).numpy().tobytes()).hexdigest())
+"""
+
+
+def _digest(how: str, **env: str) -> str:
+    base = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    out = subprocess.run(
+        [sys.executable, "-c", _MATMUL_DIGEST, how],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_setup_makes_mkl_round_the_same_on_every_cpu():
+    """A float32 GEMM after ``setup`` is bit-identical to one run in MKL's AVX2 mode from the
+    start (where MKL would take its AVX-512 path, on recent Intel CPUs, the two differ without
+    the setting); an ``MKL_CBWR`` the user set is kept."""
+    assert _digest("setup") == _digest("plain", MKL_CBWR="AVX2")
+    assert _digest("setup", MKL_CBWR="COMPATIBLE") == _digest("plain", MKL_CBWR="COMPATIBLE")
+
+
+def test_setup_keeps_an_mkl_cbwr_the_user_set(monkeypatch, capsys):
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    lib.setup(seed=0, device="cpu", style=False)
+    assert os.environ["MKL_CBWR"] == "COMPATIBLE"
+    monkeypatch.delenv("MKL_CBWR")
+    lib.setup(seed=0, device="cpu", style=False)
+    assert os.environ["MKL_CBWR"] == "AVX2"
 
 
 def test_environment_lists_the_stack():
