@@ -1,6 +1,6 @@
-"""Bad inputs of lib.completion.project_trajectories and lib.completion.figures (issue 15): wrong
-objects (None, a tensor where a run is expected, an empty mapping, an unknown option) are refused
-at entry with a message naming the argument."""
+"""Bad inputs of lib.completion.project_trajectories, lib.completion.figures (issue 15) and
+lib.completion.sweep (issue 14): wrong objects (None, a tensor where a run is expected, an empty
+mapping, an unknown option) are refused at entry with a message naming the argument."""
 
 from __future__ import annotations
 
@@ -16,7 +16,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from _cases import case, covers  # noqa: E402
 
-from lib.completion import fit, make_problem, project_trajectories  # noqa: E402
+from lib.completion import (  # noqa: E402
+    SampleComplexity,
+    fit,
+    make_problem,
+    min_nuclear_norm,
+    project_trajectories,
+    relative_error,
+    sample_complexity,
+)
 from lib.completion.figures import (  # noqa: E402
     explorer,
     plot_curves,
@@ -24,6 +32,7 @@ from lib.completion.figures import (  # noqa: E402
     plot_explorer,
     plot_explorer_grid,
     plot_factorization,
+    plot_sample_complexity,
     plot_spectra,
     plot_sweep,
 )
@@ -199,3 +208,79 @@ def test_sweep_figures_accept_numpy_values():
     assert [tuple(line.get_xdata()) for line in fig.axes[0].lines][0] == (1e-3, 1e-2)
     fig = plot_depth_width(np.array([4, 8]), {np.int64(2): [_comp(), _comp()]})
     assert tuple(fig.axes[1].lines[0].get_xdata()) == (4, 8)
+
+
+# --------------------------------------------------------------------------------------------
+# the sample-complexity sweep (issue 14)
+# --------------------------------------------------------------------------------------------
+
+SC, MNN, RE = sample_complexity, min_nuclear_norm, relative_error
+SWEEP = [
+    case("d-1", SC, lambda: SC(1, 1, [0.5]), r"^d must be an integer >= 2"),
+    case("rank-0", SC, lambda: SC(8, 0, [0.5]), r"^rank must be an integer >= 1"),
+    case("fractions-float", SC, lambda: SC(8, 1, 0.5), r"^observed_fractions must be a list"),
+    case("fractions-str", SC, lambda: SC(8, 1, "0.5"), r"^observed_fractions must be a list"),
+    case("fractions-tensor", SC, lambda: SC(8, 1, torch.tensor([0.5])), r"^observed_fractions must be a list"),
+    case("fractions-empty", SC, lambda: SC(8, 1, []), r"^observed_fractions is empty"),
+    case("fractions-zero", SC, lambda: SC(8, 1, [0.5, 0.0]), r"^observed_fractions\[1\] must be a number in \(0, 1\]"),
+    case("fractions-above-one", SC, lambda: SC(8, 1, [1.5]), r"^observed_fractions\[0\] "),
+    case("fractions-nan", SC, lambda: SC(8, 1, [NAN]), r"^observed_fractions\[0\] "),
+    case("fractions-bool", SC, lambda: SC(8, 1, [True]), r"^observed_fractions\[0\] "),
+    case("depths-int", SC, lambda: SC(8, 1, [0.5], depths=3), r"^depths must be a list"),
+    case("depths-0", SC, lambda: SC(8, 1, [0.5], depths=[0]), r"^depths\[0\] must be an integer >= 1"),
+    case("compressed-float", SC, lambda: SC(8, 1, [0.5], compressed_depths=[2.0]), r"^compressed_depths\[0\] "),
+    case("seeds-empty", SC, lambda: SC(8, 1, [0.5], seeds=[]), r"^seeds is empty"),
+    case("seeds-negative", SC, lambda: SC(8, 1, [0.5], seeds=[-1]), r"^seeds\[0\] must be an integer >= 0"),
+    case("nuclear-str", SC, lambda: SC(8, 1, [0.5], nuclear_norm="yes"), r"^nuclear_norm must be True or False"),
+    case("nothing", SC, lambda: SC(8, 1, [0.5], depths=[], compressed_depths=[], nuclear_norm=False), r"^nothing to sweep"),
+    case("rank-wide", SC, lambda: SC(8, 5, [0.5]), r"^rank must be <= d / 2 with compressed networks"),
+    case("scale-0", SC, lambda: SC(8, 1, [0.5], scale=0.0), r"^scale "),
+    case("lr_scale-inf", SC, lambda: SC(8, 1, [0.5], lr_scale=INF), r"^lr_scale "),
+    case("gamma-negative", SC, lambda: SC(8, 1, [0.5], gamma=-1.0), r"^gamma "),
+    case("tol-nan", SC, lambda: SC(8, 1, [0.5], tol=NAN), r"^tol "),
+    case("max_steps-float", SC, lambda: SC(8, 1, [0.5], max_steps=10.0), r"^max_steps "),
+    case("record_every-0", SC, lambda: SC(8, 1, [0.5], record_every=0), r"^record_every "),
+    case("dtype-int", SC, lambda: SC(8, 1, [0.5], dtype=torch.int64), r"^dtype "),
+    case("device-int", SC, lambda: SC(8, 1, [0.5], device=1.5), r"^device "),
+    case("mnn-problem-none", MNN, lambda: MNN(None), r"^problem must be"),
+    case("mnn-problem-tensor", MNN, lambda: MNN(torch.eye(3)), r"^problem must be"),
+    case("mnn-tol-0", MNN, lambda: MNN(_P(), tol=0.0), r"^tol must be a finite number > 0"),
+    case("mnn-max_iter-0", MNN, lambda: MNN(_P(), max_iter=0), r"^max_iter must be an integer >= 1"),
+    case("re-problem-none", RE, lambda: RE(None, torch.eye(12)), r"^problem must be"),
+    case("re-shape", RE, lambda: RE(_P(), torch.eye(11, dtype=F64)), r"^end_to_end must be a floating \(12, 12\)"),
+    case("re-int", RE, lambda: RE(_P(), torch.ones(12, 12, dtype=torch.int64)), r"^end_to_end must be a floating"),
+    case("re-meta", RE, lambda: RE(_P(), torch.eye(12, device="meta")), r"^end_to_end is on meta"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("call", "name"), SWEEP)
+def test_the_sweep_refuses(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+@covers(relative_error)
+def test_relative_error_refuses_a_list():
+    with pytest.raises(TypeError, match=r"^end_to_end must be a Tensor"):
+        relative_error(_P(), [[0.0] * 12] * 12)
+
+
+def _record():
+    errors = torch.zeros(1, 1, 1, dtype=F64)
+    return SampleComplexity((0.5,), (0,), ("original, L = 2",), errors, errors > 0, 12, 2)
+
+
+@covers(SampleComplexity)
+def test_sample_complexity_record_refuses_an_unknown_label():
+    record = SampleComplexity((0.5,), (0,), ("original, L = 2",), torch.zeros(1, 1, 1), torch.zeros(1, 1, 1) > 0, 12, 2)  # fmt: skip
+    with pytest.raises(ValueError, match=r"^label must be one of \['original, L = 2'\]"):
+        record.error("original, L = 3")
+
+
+@pytest.mark.parametrize("bad", [None, _orig, {"a": 1}], ids=["none", "fit-result", "dict"])
+@covers(plot_sample_complexity)
+def test_plot_sample_complexity_refuses_anything_but_a_sweep(bad):
+    with pytest.raises(TypeError, match=r"^result must be a SampleComplexity"):
+        plot_sample_complexity(bad() if callable(bad) else bad)
+    assert not plt.get_fignums()
+    plt.close(plot_sample_complexity(_record()))

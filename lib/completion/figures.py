@@ -12,6 +12,8 @@ the compressed network in another and the narrow network in a third, in every fi
 * :func:`plot_curves` — loss curves of several runs, against steps or seconds;
 * :func:`plot_sweep` — steps to tolerance and final test loss across one hyperparameter;
 * :func:`plot_depth_width` — recovery error and steps against the width, per depth;
+* :func:`plot_sample_complexity` — relative recovery error against the observed fraction, per
+  depth and method (:func:`lib.completion.sample_complexity`);
 * :func:`explorer` / :func:`plot_explorer` — an ipywidgets explorer over (γ, r̂, L) and its
   static twin :func:`plot_explorer_grid`.
 """
@@ -27,6 +29,7 @@ import torch
 from lib._checks import check_int, check_nonempty, check_real, check_type
 from lib.completion.network import first_gradient
 from lib.completion.problem import Problem, _check_problem, default_lr
+from lib.completion.sweep import NUCLEAR, SampleComplexity
 from lib.completion.train import FitResult, fit, project_trajectories
 from lib.plotting import panels
 
@@ -38,6 +41,7 @@ __all__ = [
     "plot_explorer",
     "plot_explorer_grid",
     "plot_factorization",
+    "plot_sample_complexity",
     "plot_spectra",
     "plot_sweep",
 ]
@@ -297,6 +301,49 @@ def plot_depth_width(widths: Sequence[int], by_depth: Mapping[int, Sequence[FitR
     a0.set(xlabel="width $k$", ylabel="final test loss", title="Depth: recovery")
     a1.set(xlabel="width $k$", ylabel="steps to tolerance (x: not reached)", title="Width: speed")
     a0.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _sweep_style(label: str) -> dict:
+    """Colour and line of one method of a sample-complexity sweep (depths as in
+    :func:`plot_depth_width`: ``L = 2`` C3, ``L = 3`` C4; ``L = 1``, which recovers nothing, grey)."""
+    if label == NUCLEAR:
+        return dict(color="k", ls="--", marker="s")
+    depth = int(label.rsplit("= ", 1)[1])
+    if label.startswith("compressed"):
+        return dict(color=COLORS["compressed"], ls=[":", "-.", "--"][depth % 3], marker="D")
+    return dict(color="C7" if depth == 1 else f"C{(depth + 1) % 10}", ls="-", marker="o")
+
+
+def plot_sample_complexity(result: SampleComplexity, ax=None):
+    r"""Relative recovery error :math:`\|W-\Phi\|_F/\|\Phi\|_F` against the observed fraction.
+
+    One line per method of ``result`` (original networks per depth, compressed networks, the
+    minimum nuclear norm), at the mean over the seeds; the seeds' own errors as small dots; a
+    black cross at a seed's error where its network did not reach the tolerance.
+
+    Args:
+        result: from :func:`lib.completion.sample_complexity`.
+        ax: an axis, or ``None`` for a new figure.
+
+    Returns:
+        The figure.
+    """
+    check_type("result", result, SampleComplexity, "the result of lib.completion.sample_complexity")
+    fig, (a,) = _axes(ax, 1, figsize=(6.4, 3.8))
+    ps = list(result.observed_fractions)
+    for label, errs, conv in zip(result.labels, result.errors, result.converged):
+        style = _sweep_style(label)
+        a.semilogy(ps, _floor(errs.mean(-1).tolist()), label=label, **style)
+        for k in range(errs.shape[-1]):
+            a.plot(ps, _floor(errs[:, k].tolist()), ".", color=style["color"], alpha=0.35, ms=4)
+        bad = [(p, e) for p, row, ok in zip(ps, errs.tolist(), conv.tolist()) for e, c in zip(row, ok) if not c]  # fmt: skip
+        if bad and label != NUCLEAR:  # the baseline has no train tolerance
+            a.plot(*zip(*bad), "x", color="k", ms=6, mew=1.5)
+    a.set(xlabel="observed fraction $p$", ylabel=r"$\|W-\Phi\|_F\,/\,\|\Phi\|_F$")
+    a.set_title(f"Recovery of a rank-{result.rank} ${result.d}\\times{result.d}$ matrix")
+    a.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

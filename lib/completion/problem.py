@@ -339,7 +339,9 @@ def default_lr(problem: Problem, depth: int = 3) -> float:
         \eta = \frac{d^2}{p\,L\,\sigma_1(\Phi)^{2-2/L}},
 
     about 5e3 in the paper's setting (``d = 1000``, ``r = 5``, 20 % observed, ``L = 3``), where
-    the public code uses 5e3.
+    the public code uses 5e3. At ``L = 1`` (gradient descent on the matrix itself) the Hessian of
+    the loss is the mask over :math:`d^2`, whatever :math:`\Phi` and ``p``: the edge is exactly
+    :math:`2d^2`, and :math:`\eta = d^2` (one step fits the observed entries exactly).
 
     Args:
         problem: from :func:`make_problem`.
@@ -363,6 +365,8 @@ def default_lr(problem: Problem, depth: int = 3) -> float:
     """
     problem = _check_problem(problem, "default_lr")
     depth = _check_int("depth", depth, 1)
+    if depth == 1:  # the loss is quadratic in W with Hessian Ω/d²: no 1/p, no σ₁
+        return float(problem.d**2)
     # Φ has rank r: a random sketch of r + 4 columns spans its range, so this σ₁ is exact.
     T = problem.target
     # The sketch is fixed (seed 0) so that η is a function of the problem alone; any sketch gives
