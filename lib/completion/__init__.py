@@ -48,18 +48,22 @@ training (the public contract)              ``train.py``: :func:`fit`, :class:`F
 one GD step, in place (every step mode)     ``_steps.py``
 networks as buffers, step modes, runners    ``_engine.py``
 the fused GPU step (optional Triton)        ``_triton.py``
+recovery against p, for several depths     ``sweep.py``: :func:`sample_complexity`,
+                                            :func:`min_nuclear_norm`, :func:`relative_error`
+large d, no d x d array anywhere            ``large/``: :func:`large.make_large_problem`,
+                                            :func:`large.compress_large`, :func:`large.fit_large`
 the chapter's figures                       ``figures.py``
 ==========================================  ==================================================
 
 :func:`fit` runs gradient descent sync-free on the device; on a GPU its steps replay as CUDA
 graphs.
 
-Measured (``bench/completion.py``, H200, float32, the paper's d = 1000, r = 5, 20 % observed,
-L = 3, to train loss 1e-9): original 7.76 s; compressed, fused Triton step 0.80 s (0.10 x),
-``compile+graph`` 1.05 s, ``graph`` 3.3 s, ``eager`` 16.6 s; d = 10,000 fused: 22.2 s. In float64
-the fused and PyTorch steps agree to 1e-15 and stop at the same step (19,950); in float32 their
-rounding differs, which shifts the escapes from the saddles of incremental learning (the end-to-end
-matrices differ by 1 % on the 2e-3 loss plateau): the fused run stops after 21,198 steps.
+What a step costs and how long a run takes are measured, not quoted: ``bench/completion.py``,
+``bench/completion_sizes.py`` and ``bench/completion_large.py`` write records with their
+provenance to ``lib/results/records/`` (read them with :func:`lib.results.load`), and the
+appendix *Making it fast* renders them. In float64 the fused and PyTorch steps agree to rounding
+and stop at the same step; in float32 their rounding differs, which shifts the escapes from the
+saddles of incremental learning, so the step counts of the two differ.
 """
 
 from __future__ import annotations
@@ -77,6 +81,12 @@ from lib.completion.problem import (
     make_problem,
     parameter_count,
 )
+from lib.completion.sweep import (
+    SampleComplexity,
+    min_nuclear_norm,
+    relative_error,
+    sample_complexity,
+)
 from lib.completion.train import Evaluation as Evaluation
 from lib.completion.train import FitResult, fit, project_trajectories
 from lib.completion.train import Layout as Layout
@@ -85,6 +95,7 @@ from lib.completion.train import StepMode as StepMode
 __all__ = [
     "FitResult",
     "Problem",
+    "SampleComplexity",
     "compress",
     "default_lr",
     "first_gradient",
@@ -93,8 +104,11 @@ __all__ = [
     "init_original",
     "losses",
     "make_problem",
+    "min_nuclear_norm",
     "parameter_count",
     "project_trajectories",
+    "relative_error",
+    "sample_complexity",
 ]
 
 
