@@ -12,7 +12,7 @@ test:            ## the test suite CI runs (unit tests, nbval, papermill at CI p
 execute:         ## re-execute notebooks in place at their defaults (after changing lib), clean metadata
 	$(PY) scripts/execute_notebooks.py $(NB)
 
-gpu-check:       ## on a GPU machine: every chapter with DEVICE="cuda" plus the benchmarks (<= 8 min, H100)
+gpu-check:       ## on a GPU machine: unit tests -m gpu, the benchmarks and chapters 2-4 on "cuda", each step with its own time budget (scripts/gpu_check.sh)
 	bash scripts/gpu_check.sh
 
 student:         ## the student edition of the book: exercises without solutions (_build/student/html; TAG=term-2027s: badges open that release's student notebooks)

@@ -45,7 +45,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from lib import completion  # noqa: E402
+from lib import completion, results  # noqa: E402
 from lib.runtime import resolve_device  # noqa: E402
 
 
@@ -144,6 +144,10 @@ def main(argv: list[str] | None = None) -> dict:
         "--threads", type=int, default=None, help="CPU threads for torch (default: torch's)"
     )
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
+    p.add_argument(
+        "--no-record", dest="record", action="store_false",
+        help="do not write the record lib/results/records/completion-<machine>.json",
+    )  # fmt: skip
     args = p.parse_args(argv)
 
     t_start = time.perf_counter()
@@ -316,6 +320,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2))
+    if args.record:
+        out["quick"] = args.quick
+        out["total_seconds"] = time.perf_counter() - t_start
+        argv_ = sys.argv if argv is None else ["bench/completion.py", *argv]
+        results.write("completion", out, str(device), argv=argv_)
     if not ok:
         raise SystemExit("a run diverged")
     return out

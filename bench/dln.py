@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from lib import dln  # noqa: E402
+from lib import dln, results  # noqa: E402
 from lib.runtime import resolve_device  # noqa: E402
 
 
@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--json", type=Path, default=None, help="also write the numbers to this JSON file"
     )
+    p.add_argument(
+        "--no-record", dest="record", action="store_false",
+        help="do not write the record lib/results/records/dln-<machine>.json",
+    )  # fmt: skip
     args = p.parse_args(argv)
 
     if args.threads is not None:
@@ -196,9 +200,14 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"same weights after {loop_steps} steps: max relative difference {rel_err:.2e} ({status})"
     )
+    res["status"] = status
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=2))
+    if args.record:
+        results.write(
+            "dln", res, str(device), argv=sys.argv if argv is None else ["bench/dln.py", *argv]
+        )
     if status != "ok":
         raise SystemExit(1)
     return res

@@ -3,8 +3,9 @@
 Times one gradient step of the compressed network (k = 10, three inner factors) on the paper's
 problem (r = 5, 20 % observed) at d = 1000 and d = 10,000, for each number of rows per program
 and tile size (``BR · BM · KP`` elements), each replayed as one CUDA graph of many steps. The
-defaults of ``FusedStep`` come from this table (H200: d = 1000, 8 rows, tile 8192: 36.7 µs/step;
-d = 10,000, 16 rows: 0.87 ms/step).
+defaults of ``FusedStep`` come from this table; the measured table, with its machine and versions,
+is the record ``lib/results/records/fused_tiles-<gpu>.json`` that this script writes
+(``lib.results.load("fused_tiles", machine="gpu")``).
 
     python bench/fused_tiles.py            # needs a CUDA GPU and Triton (< 2 minutes)
 """
@@ -21,16 +22,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from lib import completion  # noqa: E402
+from lib import completion, results  # noqa: E402
 from lib.completion._steps import _padded  # noqa: E402
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="cuda")
     p.add_argument("--sizes", default="1000,10000", help="values of d (default 1000,10000)")
     p.add_argument("--rows", default="2,4,8,16", help="rows per program to try")
     p.add_argument("--tiles", default="4096,8192", help="tile sizes to try")
+    p.add_argument(
+        "--no-record", dest="record", action="store_false",
+        help="do not write the record lib/results/records/fused_tiles-<gpu>.json",
+    )  # fmt: skip
     args = p.parse_args(argv)
     if not torch.device(args.device).type == "cuda" or not torch.cuda.is_available():
         raise SystemExit("bench/fused_tiles.py needs a CUDA GPU (the fused step is Triton)")
@@ -38,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
 
     dev = torch.device(args.device)
     print(f"{torch.cuda.get_device_name(dev)}, torch {torch.__version__}")
+    rows = []
     for d in (int(x) for x in args.sizes.split(",")):
         P = completion.make_problem(
             d, 5, 0.2, generator=torch.Generator(device=dev).manual_seed(0), device=dev
@@ -76,6 +82,12 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"d={d:>6}  rows/program={br:>3}  tile={tile:>5}  BM={step.bm:>4}  {us:8.1f} µs/step"
             )
+            rows.append({"d": d, "rows_per_program": br, "tile": tile, "bm": step.bm, "us_per_step": us})  # fmt: skip
+    out = {"device": str(dev), "device_name": torch.cuda.get_device_name(dev), "rows": rows}
+    if args.record:
+        argv_ = sys.argv if argv is None else ["bench/fused_tiles.py", *argv]
+        results.write("fused_tiles", out, str(dev), argv=argv_)
+    return out
 
 
 if __name__ == "__main__":

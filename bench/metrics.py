@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from lib import results  # noqa: E402
 from lib.metrics import CollapseAccumulator, nc1, trace_ratio  # noqa: E402
 from lib.runtime import resolve_device  # noqa: E402
 
@@ -105,14 +106,18 @@ def streaming(N, p, K, device, batch):
     return values, t_acc + dt, t_gen
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (< 1 min on 2 CPU cores)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of ours (best is shown)")
     parser.add_argument("--skip-alone", action="store_true", help="skip the p=200,000 row")
     parser.add_argument("--skip-dense", action="store_true", help="run only the p=200,000 row")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--no-record", dest="record", action="store_false",
+        help="do not write the record lib/results/records/metrics-<machine>.json",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
     device = resolve_device(args.device)
     sizes = QUICK if args.quick else FULL
     name = (
@@ -132,6 +137,7 @@ def main() -> None:
     header = f"{'N':>7} {'p':>8} {'K':>4} | {'dense [s]':>9} {'ours [s]':>9} {'speed-up':>9} | {'NC1':>10} {'rel.diff NC1':>12} {'rel.diff D':>11}"
     print(header)
     print("-" * len(header))
+    rows = []
     for N, p, K in [] if args.skip_dense else sizes["dense"]:
         centres, y = make_features(N, p, K, device)
         g = torch.Generator(device=device).manual_seed(7)
@@ -149,6 +155,7 @@ def main() -> None:
             f"{N:>7} {p:>8} {K:>4} | {t_dense:>9.3f} {best:>9.3f} {t_dense / best:>8.1f}x | {float(on):>10.5g} {rn:>12.1e} {rd:>11.1e}",
             flush=True,
         )
+        rows.append(dict(N=N, p=p, K=K, dense_seconds=t_dense, ours_seconds=best, speedup=t_dense / best, nc1=float(on), rel_diff_nc1=rn, rel_diff_trace_ratio=rd))  # fmt: skip
         del H
     if not args.skip_alone:
         alone = FULL_CPU_ALONE if device.type == "cpu" and not args.quick else sizes["alone"]
@@ -162,6 +169,12 @@ def main() -> None:
             print(
                 f"{'':>22}  (generating the {N}x{p} features twice took {t_gen:.3f} s, not included)"
             )
+            rows.append(dict(N=N, p=p, K=K, dense_seconds=None, ours_seconds=t, streamed=True, generate_seconds=t_gen, nc1=float(on)))  # fmt: skip
+    out = {"device": str(device), "device_name": name, "quick": args.quick, "repeat": args.repeat, "rows": rows}  # fmt: skip
+    if args.record:
+        argv_ = sys.argv if argv is None else ["bench/metrics.py", *argv]
+        results.write("metrics", out, str(device), argv=argv_)
+    return out
 
 
 if __name__ == "__main__":
