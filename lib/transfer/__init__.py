@@ -68,7 +68,14 @@ import importlib
 from types import ModuleType
 
 # The type aliases (Backbone, DatasetName, Method) are re-exported for annotations, not in __all__.
-from lib.transfer.backbones import BACKBONES, KEY_LAYERS, SmallResNet, key_layer, residual_blocks
+from lib.transfer.backbones import (
+    BACKBONES,
+    KEY_LAYERS,
+    SMALL_VIT,
+    SmallResNet,
+    key_layer,
+    residual_blocks,
+)
 from lib.transfer.backbones import Backbone as Backbone
 from lib.transfer.data import (
     DATASETS,
@@ -127,6 +134,7 @@ __all__ = [
     "NUM_CLASSES",
     "FitConfig",
     "OfflineError",
+    "SMALL_VIT",
     "SmallResNet",
     "Source",
     "TransferModel",

@@ -1,8 +1,10 @@
 r"""The backbones (feature extractors) of the transfer chapter and their key layers.
 
-``"small_resnet"`` (:class:`SmallResNet`, offline, 1×8×8 digits) and the public architectures of
-the lecture's table: timm's ResNet18/50 and ViT-B/32 and open_clip's CLIP ViT-B/32 image tower,
-each built by one small factory without its original head (``encoder(x)`` is ``(B, p)``).
+``"small_resnet"`` (:class:`SmallResNet`, offline, 1×8×8 digits), ``"small_vit"`` (a tiny timm
+``VisionTransformer`` for the same digits, :data:`SMALL_VIT`, offline) and the public
+architectures of the lecture's table: timm's ResNet18/50 and ViT-B/32 and open_clip's CLIP
+ViT-B/32 image tower, each built by one small factory without its original head (``encoder(x)``
+is ``(B, p)``). The two small backbones have no public weights: the chapter pretrains them.
 
 **Key layer.** One rule for every architecture: the last residual block of the first half of the
 network's residual blocks (:func:`residual_blocks`), listed in :data:`KEY_LAYERS`.
@@ -26,7 +28,7 @@ from lib._checks import check_int, check_type
 from lib._checks import check_option as _check_option
 from lib.transfer.offline import _hub_access
 
-__all__ = ["BACKBONES", "KEY_LAYERS", "SmallResNet", "key_layer", "residual_blocks"]
+__all__ = ["BACKBONES", "KEY_LAYERS", "SMALL_VIT", "SmallResNet", "key_layer", "residual_blocks"]
 
 
 class _UnknownName(KeyError, ValueError):
@@ -50,9 +52,36 @@ class _NameTable(dict):
         )
 
 
-Backbone = Literal["small_resnet", "resnet18", "resnet50", "vit_b32", "clip_vit_b32"]
+Backbone = Literal["small_resnet", "resnet18", "resnet50", "vit_b32", "clip_vit_b32", "small_vit"]
 
-BACKBONES: tuple[str, ...] = ("small_resnet", "resnet18", "resnet50", "vit_b32", "clip_vit_b32")
+BACKBONES: tuple[str, ...] = (
+    "small_resnet",
+    "resnet18",
+    "resnet50",
+    "vit_b32",
+    "clip_vit_b32",
+    "small_vit",
+)
+# Backbones without public weights, for the 1×8×8 digits (pretrained by the chapter itself).
+_OWN_BACKBONES: tuple[str, ...] = ("small_resnet", "small_vit")
+# Backbones with public weights (pretrained=True), for the torchvision data sets.
+_PUBLIC_BACKBONES: tuple[str, ...] = tuple(b for b in BACKBONES if b not in _OWN_BACKBONES)
+
+#: The tiny ViT of ``"small_vit"``: timm's ``VisionTransformer`` with these arguments (1×8×8
+#: digits cut into four 4×4 patches, so 4 patch tokens plus the class token, 6 blocks of width
+#: 64; ViT-B/32 has ``embed_dim=768``, ``depth=12``, ``num_heads=12``, ``mlp_ratio=4`` on 224 px
+#: images in 32 px patches). Its features are the class token after the final LayerNorm, as in
+#: ViT-B/32. Trained from scratch it needs AdamW (``FitConfig(optimizer="adamw")``).
+SMALL_VIT: dict[str, Any] = {
+    "img_size": 8,
+    "patch_size": 4,
+    "in_chans": 1,
+    "embed_dim": 64,
+    "depth": 6,
+    "num_heads": 4,
+    "mlp_ratio": 2.0,
+    "global_pool": "token",
+}
 
 #: The key intermediate layer fine-tuned by Layer FT / SCL FT (names inside the backbone); each is
 #: ``residual_blocks(encoder)[len(blocks) // 2 - 1]``, the last block of the first half. An
@@ -65,6 +94,7 @@ KEY_LAYERS: dict[str, str] = _NameTable(
         "resnet50": "layer3.0",
         "vit_b32": "blocks.5",
         "clip_vit_b32": "transformer.resblocks.5",
+        "small_vit": "blocks.2",
     },
 )
 
@@ -254,12 +284,21 @@ def _make_clip(pretrained: bool, image_size: int | None, device: torch.device | 
         return open_clip.create_model(name, pretrained=tag, **kwargs)
 
 
+def _make_small_vit() -> nn.Module:
+    """The tiny ViT of ``"small_vit"`` (:data:`SMALL_VIT`), random weights, no classifier."""
+    from timm.models.vision_transformer import VisionTransformer  # lazy: seconds to import
+
+    return VisionTransformer(num_classes=0, **SMALL_VIT)
+
+
 @functools.lru_cache(maxsize=8)
 def _meta_encoder(backbone: str, image_size: int | None) -> nn.Module:
     """The backbone's architecture on the meta device (cached; callers deep-copy it)."""
     with torch.device("meta"):
         if backbone == "small_resnet":
             return SmallResNet()
+        if backbone == "small_vit":
+            return _make_small_vit()
         if backbone == "clip_vit_b32":
             return _make_clip(False, image_size, torch.device("meta")).visual
         return _make_timm(backbone, False, image_size)

@@ -25,6 +25,8 @@ from lib._checks import check_option as _check_option
 from lib.data import digits as _load_digits
 from lib.transfer import offline  # offline._reachable looked up per call: tests stand in for it
 from lib.transfer.backbones import (
+    _OWN_BACKBONES,
+    _PUBLIC_BACKBONES,
     _TIMM_MODELS,
     BACKBONES,
     Backbone,
@@ -109,7 +111,8 @@ def preprocess(backbone: Backbone, *, image_size: int | None = None) -> Callable
     (bicubic resize, centre crop, OpenAI mean/std). No augmentation, so features can be cached.
 
     Args:
-        backbone: one of :data:`BACKBONES` except ``"small_resnet"`` (its digits come as tensors).
+        backbone: one of :data:`BACKBONES` except ``"small_resnet"`` and ``"small_vit"`` (their
+            digits come as tensors).
         image_size: output side ``S``; default the checkpoint's (224).
 
     Returns:
@@ -119,7 +122,7 @@ def preprocess(backbone: Backbone, *, image_size: int | None = None) -> Callable
         >>> preprocess("resnet18", image_size=32).__class__.__name__
         'Compose'
     """
-    _check_option("backbone", backbone, BACKBONES[1:])
+    _check_option("backbone", backbone, _PUBLIC_BACKBONES)
     image_size = _check_image_size("image_size", image_size)
     if backbone == "clip_vit_b32":
         from open_clip.transform import image_transform  # lazy: seconds to import
@@ -169,7 +172,8 @@ def load_dataset(
 
     ``"digits"`` and ``"digits_source"`` are scikit-learn's 8×8 digits (shipped with the package,
     no download): digits 5–9 and 0–4, 100 training images per class, the rest (about 80 per
-    class) for testing, as normalised ``(1, 8, 8)`` tensors for ``"small_resnet"``. The others
+    class) for testing, as normalised ``(1, 8, 8)`` tensors for ``"small_resnet"`` and
+    ``"small_vit"``. The others
     are torchvision's CIFAR-10/100, FGVC-Aircraft (100 variants, trainval/test), DTD (47
     textures, partition 1) and Oxford-IIIT Pet (37 breeds, trainval/test), read from ``root`` and
     downloaded there when missing and ``download`` is true.
@@ -205,11 +209,14 @@ def load_dataset(
     image_size = _check_image_size("image_size", image_size)
     split_seed = check_int("split_seed", split_seed, 0)
     if name.startswith("digits"):  # offline: scikit-learn's digits, split here
-        if backbone != "small_resnet":
-            raise ValueError(f"data set {name!r} is 1×8×8 images for backbone 'small_resnet'")
+        if backbone not in _OWN_BACKBONES:
+            raise ValueError(
+                f"data set {name!r} is 1×8×8 images for backbone 'small_resnet' or 'small_vit', "
+                f"not {backbone!r}"
+            )
         return _digits(name, split, split_seed)
-    if backbone == "small_resnet":
-        raise ValueError(f"'small_resnet' reads 1×8×8 digits; use another backbone for {name!r}")
+    if backbone in _OWN_BACKBONES:
+        raise ValueError(f"{backbone!r} reads 1×8×8 digits; use another backbone for {name!r}")
     cls, kwargs, url = _torchvision_spec(name, split)
     transform = preprocess(backbone, image_size=image_size)
     root = str(Path(root).expanduser())

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from lib._checks import check_int, check_real, check_type
 from lib._checks import check_option as _check_option
 from lib.transfer._inputs import _check_list, _check_methods, _check_subset
-from lib.transfer.backbones import BACKBONES, Backbone
+from lib.transfer.backbones import _OWN_BACKBONES, _PUBLIC_BACKBONES, BACKBONES, Backbone
 from lib.transfer.data import DATASETS, NUM_CLASSES, DatasetName, balanced_subset, load_dataset
 from lib.transfer.models import build
 from lib.transfer.train import FitConfig, TransferResult, _check_config, fine_tune, fit
@@ -131,11 +131,12 @@ def source_models(
 ) -> list[Source]:
     """Several pretrained models to compare: offline source runs, or public checkpoints.
 
-    For ``"small_resnet"`` (offline) the backbone is pretrained on ``digits_source`` (digits 0–4)
-    once per learning rate in ``lrs`` (other settings from ``config``), keeping the weights after
-    each number of epochs in ``snapshots`` (:func:`pretrain_source`): ``len(lrs) * len(snapshots)``
-    source models of different quality. For the other backbones: the public checkpoints of the
-    architectures in ``compare``, then ``backbone``'s.
+    For ``"small_resnet"`` and ``"small_vit"`` (offline) the backbone is pretrained on
+    ``digits_source`` (digits 0–4) once per learning rate in ``lrs`` (other settings from
+    ``config``), keeping the weights after each number of epochs in ``snapshots``
+    (:func:`pretrain_source`): ``len(lrs) * len(snapshots)`` source models of different quality.
+    For the other backbones: the public checkpoints of the architectures in ``compare``, then
+    ``backbone``'s.
 
     Args:
         backbone: one of :data:`BACKBONES`.
@@ -156,14 +157,14 @@ def source_models(
     _check_option("backbone", backbone, BACKBONES)
     check_type("compare", compare, (list, tuple), "backbone names, e.g. ['resnet18']")
     for name in compare:
-        _check_option("compare (each)", name, BACKBONES[1:])
-    if backbone == "small_resnet":
+        _check_option("compare (each)", name, _PUBLIC_BACKBONES)
+    if backbone in _OWN_BACKBONES:
         _check_config(config)
         _check_list("lrs", lrs, "learning rates")
         for lr in lrs:  # all of them before the first run trains
             check_real("lrs (each)", lr, 0.0, strict=True)
         _check_list("snapshots", snapshots, "epochs")
-    if backbone != "small_resnet":
+    if backbone not in _OWN_BACKBONES:
         names = [name for name in compare if name != backbone] + [backbone]
         return [Source(name, name, True) for name in names]
     sources = []

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from lib._checks import check_num_classes, check_type
 from lib._checks import check_option as _check_option
 from lib.transfer.backbones import (
+    _OWN_BACKBONES,
     BACKBONES,
     KEY_LAYERS,
     Backbone,
@@ -25,6 +26,7 @@ from lib.transfer.backbones import (
     _check_image_size,
     _clip_head_weight,
     _make_clip,
+    _make_small_vit,
     _make_timm,
     _meta_encoder,
     residual_blocks,
@@ -185,6 +187,7 @@ def build(
 
     Args:
         backbone: one of :data:`BACKBONES`: ``"small_resnet"`` (offline default, 1×8×8 inputs),
+            ``"small_vit"`` (offline, the tiny timm ViT :data:`SMALL_VIT`, 1×8×8 inputs),
             ``"resnet18"``, ``"resnet50"`` (timm, torchvision ImageNet weights), ``"vit_b32"``
             (timm ViT-B/32, 224 px) or ``"clip_vit_b32"`` (open_clip ViT-B-32 image tower).
         num_classes: :math:`K \ge 2`.
@@ -282,10 +285,10 @@ def _check_build(
         raise ValueError("device='meta' builds without weights; use pretrained=False")
     if not isinstance(pretrained, (bool, Mapping)):
         raise ValueError(f"pretrained must be True, False or a state dict, got {type(pretrained)}")
-    if backbone == "small_resnet" and pretrained is True:
+    if backbone in _OWN_BACKBONES and pretrained is True:
         raise ValueError(
-            "'small_resnet' has no public weights: pass pretrained=False or a state dict from "
-            "pretrain_source(...)"
+            f"{backbone!r} has no public weights: pass pretrained=False or a state dict from "
+            f"pretrain_source({backbone!r})"
         )
     return K, image_size, device
 
@@ -373,6 +376,8 @@ def _encoder_and_head(
         return clip.visual, head
     if backbone == "small_resnet":
         encoder = SmallResNet()
+    elif backbone == "small_vit":
+        encoder = _make_small_vit()
     else:
         encoder = _make_timm(backbone, public, image_size)
     return encoder, nn.Linear(encoder.num_features, num_classes)

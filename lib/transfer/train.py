@@ -1,10 +1,9 @@
 r"""Training and evaluation of a :class:`~lib.transfer.models.TransferModel`.
 
-:func:`fit` (momentum SGD, cosine schedule, cross-entropy) trains exactly the parameters the
-method left trainable; :func:`fit_linear_probe` fits the head on cached features by L-BFGS;
-:func:`extract_features` and :func:`accuracy` read a model (:func:`~lib.transfer.layers.layer_nc1`
-its layers); :func:`fine_tune` builds, trains and measures one method in one call
-(:class:`TransferResult`).
+:func:`fit` (momentum SGD or AdamW, cosine schedule, cross-entropy) trains exactly the
+parameters the method left trainable; :func:`fit_linear_probe` fits the head on cached features
+by L-BFGS; :func:`extract_features` and :func:`accuracy` read a model; :func:`fine_tune` builds,
+trains and measures one method in one call (:class:`TransferResult`).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from lib._checks import check_int, check_real, check_type
+from lib._checks import check_int, check_option, check_real, check_type
 from lib.metrics import nc1
 from lib.transfer._cache import _cache_key, _read_cache
 from lib.transfer._inputs import (
@@ -50,7 +49,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Fine-tuning hyper-parameters (SGD with momentum, cosine schedule, cross-entropy).
+    """Fine-tuning hyper-parameters (SGD with momentum or AdamW, cosine schedule, cross-entropy).
 
     Every field is checked at construction (also by ``dataclasses.replace``); a bad value raises
     ``ValueError`` (``TypeError`` for a non-bool ``amp``/``progress``) naming the field.
@@ -67,6 +66,7 @@ class FitConfig:
     amp: bool = True  # mixed precision (bfloat16/float16 autocast) on CUDA; ignored on CPU
     progress: bool = True  # tqdm progress bar (on stderr)
     num_workers: int = 0  # DataLoader worker processes
+    optimizer: str = "sgd"  # "sgd" (momentum β) or "adamw" (β ignored; ViTs from scratch need it)
 
     def __post_init__(self) -> None:
         for name, low in (("epochs", 0), ("batch_size", 1), ("probe_iters", 1), ("num_workers", 0)):
@@ -80,6 +80,7 @@ class FitConfig:
         check_real("label_smoothing", self.label_smoothing, 0.0, strict=False)
         if self.label_smoothing > 1:
             raise ValueError(f"label_smoothing must be in [0, 1], got {self.label_smoothing}")
+        check_option("optimizer", self.optimizer, ("sgd", "adamw"))
         for name in ("amp", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -131,7 +132,7 @@ def fit(
         \min_{\text{trainable}}\ \frac1N\sum_i \mathcal L_{\rm CE}(f(\boldsymbol x_i), y_i)
         + \frac\lambda2\|\text{trainable}\|_F^2,
 
-    momentum SGD with a cosine learning-rate schedule, mixed precision on CUDA, a tqdm bar.
+    momentum SGD (or AdamW) with a cosine learning-rate schedule, mixed precision on CUDA.
     Inputs are moved to the model's device.
 
     Args:
@@ -145,8 +146,7 @@ def fit(
         Mean training loss per epoch, ``(epochs,)``, on the CPU.
 
     Raises:
-        TypeError: ``model``, ``data``, ``config``, ``generator`` or ``callback`` of the wrong
-            kind.
+        TypeError: ``model``, ``data``, ``config``, ``generator`` or ``callback`` of wrong kind.
         ValueError: a ``meta`` model, empty ``data``, images without the model's channels or
             dtype, or (for a :class:`TransferModel`) labels that are not integers in ``[0, K)``
             — checked once, before training; a last batch of one sample that a training
@@ -193,9 +193,9 @@ def _train(
     device: torch.device,
 ) -> Tensor:
     """:func:`fit`'s loop over ``config.epochs`` epochs; fills and returns ``losses``."""
-    optimizer = torch.optim.SGD(
-        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+    extra = {"momentum": config.momentum} if config.optimizer == "sgd" else {}  # AdamW: no β
+    kind = torch.optim.SGD if config.optimizer == "sgd" else torch.optim.AdamW
+    optimizer = kind(params, lr=config.lr, weight_decay=config.weight_decay, **extra)
     total = config.epochs * len(loader)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
