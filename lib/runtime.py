@@ -125,6 +125,7 @@ def setup(
     device: str | torch.device = "auto",
     style: bool = True,
     threads: int | None = None,
+    reproducible: bool = True,
 ) -> torch.device:
     """The one setup call at the top of every notebook: seed, device, CPU threads, plot style.
 
@@ -132,13 +133,19 @@ def setup(
 
     Every argument is checked before anything is seeded or set.
 
-    CPU results do not depend on the make of the CPU: Intel's MKL (torch's BLAS on x86) picks
-    its code path by processor — AVX-512 on recent Intel CPUs, AVX2 on AMD ones — and the paths
-    round differently, which a long training run amplifies into different printed numbers.
-    ``setup`` sets ``MKL_CBWR=AVX2`` (MKL's conditional numerical reproducibility: the same
-    results on every CPU with AVX2) unless the variable is already set. It takes effect only
-    if no MKL routine has run yet in the process, which is why it sits in the notebooks' first
-    call. oneDNN's convolutions (chapter 1's small ResNet) have no such switch.
+    With ``reproducible`` (the default) CPU results do not depend on the make of the CPU. Two
+    libraries pick their code path by processor, and the paths round differently, which a long
+    training run amplifies into different printed numbers:
+
+    * Intel's MKL (torch's BLAS on x86) — AVX-512 on recent Intel CPUs, AVX2 on AMD ones.
+      ``setup`` sets ``MKL_CBWR=AVX2`` (MKL's conditional numerical reproducibility: the same
+      results on every CPU with AVX2) unless the variable is already set. It takes effect only
+      if no MKL routine has run yet in the process, which is why it sits in the notebooks'
+      first call.
+    * oneDNN, which runs float32 convolutions on the CPU and has no such switch: ``setup`` turns
+      it off (``torch.backends.mkldnn.enabled = False``), so convolutions run as ATen's
+      im2col + MKL matrix products. Chapter 1's small ResNet trains about three times slower on
+      a CPU this way; pass ``reproducible=False`` for speed (large convolutions on a CPU).
 
     Args:
         seed: seed for :func:`seed_everything`.
@@ -147,6 +154,7 @@ def setup(
         threads: CPU threads for torch (``torch.set_num_threads``); ``None`` keeps torch's
             default. Chapters of small matrices pass ``threads=1``: one thread is fastest there,
             and it does not stall when the CPU is busy.
+        reproducible: ``bool``, make CPU results independent of the make of the CPU (above).
 
     Returns:
         The resolved ``torch.device``.
@@ -159,8 +167,11 @@ def setup(
     if threads is not None:
         threads = check_int("threads", threads, 1)
     check_type("style", style, bool)
+    check_type("reproducible", reproducible, bool)
     dev = resolve_device(device)  # before seeding: no side effect if the request is refused
-    os.environ.setdefault("MKL_CBWR", "AVX2")  # MKL's results the same on Intel and AMD CPUs
+    if reproducible:  # the same numbers on Intel and AMD CPUs (see above)
+        os.environ.setdefault("MKL_CBWR", "AVX2")
+        torch.backends.mkldnn.enabled = False
     seed_everything(seed)
     if threads is not None:
         torch.set_num_threads(threads)

@@ -25,9 +25,10 @@ NAN, INF = float("nan"), float("inf")
 def _restore_global_state():
     """seed_everything/setup/use_style change process-wide state; put it back after each test."""
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()  # noqa: NPY002
-    threads = torch.get_num_threads()
+    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
     with matplotlib.rc_context():
         yield
+    torch.backends.mkldnn.enabled = mkldnn
     random.setstate(states[0])
     np.random.set_state(states[1])  # noqa: NPY002
     torch.set_rng_state(states[2])
@@ -71,6 +72,7 @@ RUNTIME_ERRORS = [
     case("setup-device", st, lambda: st(device="gpu", style=False), ValueError, r"^unknown device 'gpu'"),
     case("setup-cuda", st, lambda: st(device="cuda", style=False), ValueError, r"^device 'cuda' was requested"),
     case("setup-style", st, lambda: st(device="cpu", style="no"), TypeError, r"^style must be a bool"),
+    case("setup-reproducible", st, lambda: st(device="cpu", style=False, reproducible="yes"), TypeError, r"^reproducible must be a bool"),
     case("report-values-list", rep, lambda: rep([("x", 1)]), TypeError, r"^values must be a Mapping"),
     case("report-values-int-key", rep, lambda: rep({1: 2.0}), TypeError, r"^the name 1 in values must be a str"),
     case("report-digits-0", rep, lambda: rep(x=1.5, digits=0), ValueError, r"^digits must be an integer >= 1"),

@@ -130,6 +130,52 @@ def test_setup_makes_mkl_round_the_same_on_every_cpu():
     assert _digest("setup", MKL_CBWR="COMPATIBLE") == _digest("plain", MKL_CBWR="COMPATIBLE")
 
 
+_CONV_DIGEST = """
+import hashlib, sys
+import torch
+if sys.argv[1] == "setup":
+    import lib
+    lib.setup(seed=0, device="cpu", style=False)
+g = torch.Generator().manual_seed(0)
+x, w = torch.randn(64, 32, 16, 16, generator=g), torch.randn(64, 32, 3, 3, generator=g)
+print(hashlib.sha1(torch.nn.functional.conv2d(x, w, padding=1).numpy().tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_setup_makes_convolutions_independent_of_the_cpu_kernels():
+    """oneDNN picks its convolution kernels by instruction set (here forced down to AVX2, as on
+    an older or another make of CPU); after ``setup`` the convolution does not go through oneDNN,
+    so the result is the same bits either way."""
+
+    def digest(how: str, isa: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "ONEDNN_MAX_CPU_ISA")}
+        if isa is not None:
+            env["ONEDNN_MAX_CPU_ISA"] = isa
+        out = subprocess.run(
+            [sys.executable, "-c", _CONV_DIGEST, how],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip().splitlines()[-1]
+
+    assert digest("setup", None) == digest("setup", "AVX2")
+
+
+def test_setup_turns_onednn_off_unless_told_not_to(capsys):
+    enabled = torch.backends.mkldnn.enabled
+    try:
+        torch.backends.mkldnn.enabled = True
+        lib.setup(seed=0, device="cpu", style=False, reproducible=False)
+        assert torch.backends.mkldnn.enabled
+        lib.setup(seed=0, device="cpu", style=False)
+        assert not torch.backends.mkldnn.enabled
+    finally:
+        torch.backends.mkldnn.enabled = enabled
+
+
 def test_setup_keeps_an_mkl_cbwr_the_user_set(monkeypatch, capsys):
     monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
     lib.setup(seed=0, device="cpu", style=False)
