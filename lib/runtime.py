@@ -137,14 +137,16 @@ def setup(
     libraries pick their code path by processor, and the paths round differently, which a long
     training run amplifies into different printed numbers:
 
-    * Intel's MKL (torch's BLAS on x86) — AVX-512 on recent Intel CPUs, AVX2 on AMD ones.
-      ``setup`` sets ``MKL_CBWR=AVX2`` (MKL's conditional numerical reproducibility: the same
-      results on every CPU with AVX2) unless the variable is already set. It takes effect only
-      if no MKL routine has run yet in the process, which is why it sits in the notebooks'
-      first call.
+    * Intel's MKL (torch's BLAS on x86) picks its kernels by vendor and instruction set, and
+      its instruction-set modes do not cross vendors: in ``MKL_CBWR=AVX2`` mode an Intel Xeon
+      and an AMD EPYC still print different numbers for chapter 1 (on the AMD machine the AVX2
+      and AVX-512 modes run its one non-Intel path). ``setup`` sets ``MKL_CBWR=COMPATIBLE``,
+      MKL's mode that gives the same results on every Intel and compatible processor, unless
+      the variable is already set. It takes effect only if no MKL routine has run yet in the
+      process, which is why it sits in the notebooks' first call.
     * oneDNN, which runs float32 convolutions on the CPU and has no such switch: ``setup`` turns
       it off (``torch.backends.mkldnn.enabled = False``), so convolutions run as ATen's
-      im2col + MKL matrix products. Chapter 1's small ResNet trains about three times slower on
+      im2col + MKL matrix products. Chapter 1's small ResNet trains several times slower on
       a CPU this way; pass ``reproducible=False`` for speed (large convolutions on a CPU).
 
     Args:
@@ -170,7 +172,7 @@ def setup(
     check_type("reproducible", reproducible, bool)
     dev = resolve_device(device)  # before seeding: no side effect if the request is refused
     if reproducible:  # the same numbers on Intel and AMD CPUs (see above)
-        os.environ.setdefault("MKL_CBWR", "AVX2")
+        os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
         torch.backends.mkldnn.enabled = False
     seed_everything(seed)
     if threads is not None:

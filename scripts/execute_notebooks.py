@@ -13,7 +13,9 @@ and stderr streams (warnings, progress bars), which change from run to run.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -41,11 +43,20 @@ def clean(path: Path) -> None:
 
 
 def execute(path: Path) -> None:
+    """Execute into a scratch copy; only a run that succeeds replaces the notebook (a failed one
+    leaves it as it was; the scratch copy, with papermill's error cells, stays in a temporary
+    folder whose path is printed)."""
     print(f"executing {path.relative_to(ROOT)}", flush=True)
-    papermill.execute_notebook(
-        str(path), str(path), kernel_name="python3", cwd=str(path.parent), progress_bar=False
-    )
-    clean(path)
+    scratch = Path(tempfile.mkdtemp(prefix="execute-")) / path.name
+    try:
+        papermill.execute_notebook(
+            str(path), str(scratch), kernel_name="python3", cwd=str(path.parent), progress_bar=False
+        )
+    except Exception:
+        print(f"failed: {path.name} is unchanged; the failed run is in {scratch}", flush=True)
+        raise
+    clean(scratch)
+    shutil.move(scratch, path)
 
 
 def main(argv: list[str]) -> int:
