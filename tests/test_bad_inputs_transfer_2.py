@@ -159,7 +159,6 @@ VALUE_ERRORS = [
     case("load-name", LOAD, lambda: LOAD("imagenet", "train"), "^unknown name 'imagenet'"),
     case("load-split", LOAD, lambda: LOAD("digits", "val"), "^unknown split 'val'"),
     case("load-backbone", LOAD, lambda: LOAD("digits", "train", "vgg"), "^unknown backbone 'vgg'"),
-    case("load-digits-resnet", LOAD, lambda: LOAD("digits", "train", "resnet18"), "backbone 'small_resnet'"),
     case("load-cifar-small", LOAD, lambda: LOAD("cifar10", "train"), "^'small_resnet' reads"),
     case("load-cifar-small-vit", LOAD, lambda: LOAD("cifar10", "train", "small_vit"), "^'small_vit' reads"),
     case("preprocess-small-vit", PRE, lambda: PRE("small_vit"), "^unknown backbone 'small_vit'"),

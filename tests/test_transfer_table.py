@@ -15,8 +15,8 @@ def closed_form_percent(backbone: str, K: int, method: str) -> float:
         # layer3.0: 1x1 512->256, 3x3 256->256, 1x1 256->1024, downsample 1x1 512->1024, 4 BNs
         key = 512 * 256 + 9 * 256 * 256 + 256 * 1024 + 512 * 1024 + 2 * (256 + 256 + 1024 + 1024)
         head = 2048 * K + K
-    elif backbone == "vit_b32":
-        total = 88_224_232 - (768 * 1000 + 1000)  # timm ViT-B/32 without its head
+    elif backbone == "vit_b32":  # at 384 px: 145 position tokens instead of 224 px's 50
+        total = 88_224_232 - (768 * 1000 + 1000) + (145 - 50) * 768  # timm ViT-B/32, no head
         key = 12 * 768**2 + 13 * 768  # one block: qkv, proj, 2 MLP layers, 2 LayerNorms
         head = 768 * K + K
     else:
@@ -34,14 +34,8 @@ def test_percentage_table_reproduces_the_lecture():
         expected = closed_form_percent(row["backbone"], row["K"], row["method"])
         assert row["computed"] == pytest.approx(expected, rel=1e-12), row
         diff = abs(round(row["computed"], 2) - row["lecture"])
-        if row["backbone"] == "resnet50" or row["method"] in (
-            "linear_probe",
-            "zero_shot",
-            "full_ft",
-        ):
+        if row["backbone"] != "clip_vit_b32" or row["method"] in ("zero_shot", "full_ft"):
             assert diff < 1e-9, row  # to the printed two decimals
-        elif row["backbone"] == "vit_b32":  # 224 px: Aircraft 8.1853 prints as 8.19, lecture 8.18
-            assert diff <= 0.01 + 1e-9, row
         else:  # CLIP: a head on the 512-d joint embedding; the lecture's grows like a 768-d one
             assert diff <= 0.05, row
     scl = {(r["backbone"], r["dataset"]): r["computed"] for r in rows if r["method"] == "scl_ft"}
@@ -51,11 +45,15 @@ def test_percentage_table_reproduces_the_lecture():
     assert scl == layer
 
 
-def test_vit_at_384_px_reproduces_the_lecture_row_exactly():
-    rows = [r for r in transfer.percentage_table(vit_image_size=384) if r["backbone"] == "vit_b32"]
-    assert [round(r["computed"], 2) for r in rows] == [
+def test_vit_at_224_px_is_one_hundredth_off_in_the_aircraft_cell_only():
+    rows = [r for r in transfer.percentage_table(vit_image_size=224) if r["backbone"] == "vit_b32"]
+    lecture = [
         v for key, values in transfer.LECTURE_PERCENT.items() if key[0] == "vit_b32" for v in values
     ]
+    computed = [round(r["computed"], 2) for r in rows]
+    off = [(r["dataset"], r["method"]) for r, c, v in zip(rows, computed, lecture) if c != v]
+    assert off == [("aircraft", "layer_ft"), ("aircraft", "scl_ft")]
+    assert computed[1] == 8.19 and rows[1]["computed"] == pytest.approx(8.1853, abs=5e-5)
 
 
 def test_percentage_markdown_lists_computed_and_lecture_values():

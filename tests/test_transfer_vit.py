@@ -154,9 +154,9 @@ def test_vit_b32_public_weights_fail_fast_offline(monkeypatch, tmp_path):
     assert time.perf_counter() - start < 5
 
 
-def test_digits_are_for_the_small_backbones_only():
+def test_digits_are_tensors_for_the_small_vit_and_pictures_for_vit_b32():
     assert tuple(transfer.load_dataset("digits", "test", "small_vit")[0][0].shape) == (1, 8, 8)
-    with pytest.raises(ValueError, match="not 'vit_b32'"):
-        transfer.load_dataset("digits", "train", "vit_b32")
+    photos = transfer.load_dataset("digits", "train", "vit_b32", image_size=32)
+    assert tuple(photos[0][0].shape) == (3, 32, 32)
     with pytest.raises(ValueError, match="allowed values: 'resnet18'"):
         transfer.source_models("small_vit", compare=["small_vit"])

@@ -18,8 +18,9 @@ network's residual blocks. For ResNet50 (16 bottlenecks) that is ``layer3.0``, f
 CLIP's image tower (12 transformer blocks) block 6 (``blocks.5``), for ResNet18 and the book's
 small ResNet (8 basic blocks) ``layer2.1``. With these, :func:`trainable_fraction` of the real
 architectures reproduces the lecture's "percentage of parameters fine-tuned" row (see
-:func:`percentage_table`): ResNet50 exactly, ViT-B to within one unit in the last printed digit at
-224 px (exactly at 384 px), CLIP within 0.04 points; the chapter explains the residuals.
+:func:`percentage_table`): ResNet50 exactly, ViT-B/32 exactly at the lecture's 384 px (the
+table's default; one unit in the last printed digit off at 224 px), CLIP within 0.04 points; the
+chapter explains the residuals.
 
 **SCL FT, this book's reading.** The lecture gives the idea ("improving feature collapse via skip
 connections", same parameter count as Layer FT), and Li et al. (arXiv 2212.12206) describe SCL FT

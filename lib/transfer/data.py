@@ -65,6 +65,28 @@ NUM_CLASSES: dict[str, int] = _NameTable(
 )
 
 
+class _DigitsAsPhotos(Dataset):
+    """Digits ``(N, 1, 8, 8)`` shown to a public backbone: each a grey 8×8 RGB picture, put
+    through the backbone's own preprocessing (:func:`preprocess`) when it is read."""
+
+    def __init__(self, digits: _LabelledTensors, transform: Callable[[Any], Tensor]) -> None:
+        pixels = (digits.tensors[0] * 0.4 + 0.3).clamp(0, 1)  # undo _digits' normalisation
+        self.pixels = (pixels * 255).round().to(torch.uint8)  # (N, 1, 8, 8)
+        self.labels = digits.tensors[1]
+        self.transform = transform
+        self.classes = digits.classes
+        self.targets = digits.targets
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        from PIL import Image
+
+        picture = Image.fromarray(self.pixels[i, 0].numpy(), mode="L").convert("RGB")
+        return self.transform(picture), self.labels[i]
+
+
 class _LabelledTensors(TensorDataset):
     """A ``TensorDataset`` of ``(images, labels)`` with ``classes`` and ``targets``."""
 
@@ -173,7 +195,8 @@ def load_dataset(
     ``"digits"`` and ``"digits_source"`` are scikit-learn's 8×8 digits (shipped with the package,
     no download): digits 5–9 and 0–4, 100 training images per class, the rest (about 80 per
     class) for testing, as normalised ``(1, 8, 8)`` tensors for ``"small_resnet"`` and
-    ``"small_vit"``. The others
+    ``"small_vit"``; for a public backbone each digit is a grey RGB picture put through the
+    backbone's preprocessing (so its online path runs offline, e.g. on random weights). The others
     are torchvision's CIFAR-10/100, FGVC-Aircraft (100 variants, trainval/test), DTD (47
     textures, partition 1) and Oxford-IIIT Pet (37 breeds, trainval/test), read from ``root`` and
     downloaded there when missing and ``download`` is true.
@@ -209,12 +232,10 @@ def load_dataset(
     image_size = _check_image_size("image_size", image_size)
     split_seed = check_int("split_seed", split_seed, 0)
     if name.startswith("digits"):  # offline: scikit-learn's digits, split here
-        if backbone not in _OWN_BACKBONES:
-            raise ValueError(
-                f"data set {name!r} is 1×8×8 images for backbone 'small_resnet' or 'small_vit', "
-                f"not {backbone!r}"
-            )
-        return _digits(name, split, split_seed)
+        digits = _digits(name, split, split_seed)
+        if backbone in _OWN_BACKBONES:
+            return digits
+        return _DigitsAsPhotos(digits, preprocess(backbone, image_size=image_size))
     if backbone in _OWN_BACKBONES:
         raise ValueError(f"{backbone!r} reads 1×8×8 digits; use another backbone for {name!r}")
     cls, kwargs, url = _torchvision_spec(name, split)

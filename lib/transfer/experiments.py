@@ -27,7 +27,13 @@ from torch.utils.data import Dataset
 from lib._checks import check_int, check_real, check_type
 from lib._checks import check_option as _check_option
 from lib.transfer._inputs import _check_list, _check_methods, _check_subset
-from lib.transfer.backbones import _OWN_BACKBONES, _PUBLIC_BACKBONES, BACKBONES, Backbone
+from lib.transfer.backbones import (
+    _OWN_BACKBONES,
+    _PUBLIC_BACKBONES,
+    BACKBONES,
+    Backbone,
+    _check_image_size,
+)
 from lib.transfer.data import DATASETS, NUM_CLASSES, DatasetName, balanced_subset, load_dataset
 from lib.transfer.models import build
 from lib.transfer.train import FitConfig, TransferResult, _check_config, fine_tune, fit
@@ -296,6 +302,7 @@ def collapse_vs_transfer(
     per_class: int | None = None,
     config: FitConfig = FitConfig(),
     root: str | os.PathLike = "data",
+    image_size: int | None = None,
     device: torch.device | str | None = None,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
@@ -311,6 +318,8 @@ def collapse_vs_transfer(
         per_class: training samples per class (:func:`downstream`); ``None``: all.
         config: :class:`FitConfig` of the probe.
         root: folder of the torchvision data.
+        image_size: input side of the public backbones (default each checkpoint's, 224); a small
+            one makes a random-weight dry run of the online path cheap.
         device: where to run.
         seed: seed of the training subset.
 
@@ -330,10 +339,12 @@ def collapse_vs_transfer(
     _check_sources(sources)
     _check_config(config)
     per_class, seed = _check_subset(per_class, seed)
+    image_size = _check_image_size("image_size", image_size)
     rows = []
     for source in sources:
+        size = None if source.backbone in _OWN_BACKBONES else image_size
         train, test = downstream(
-            dataset, source.backbone, per_class=per_class, root=root, seed=seed
+            dataset, source.backbone, per_class=per_class, root=root, seed=seed, image_size=size
         )
         result = fine_tune(
             source.backbone,
@@ -344,6 +355,7 @@ def collapse_vs_transfer(
             pretrained=source.pretrained,
             config=config,
             class_names=train.classes if source.backbone == "clip_vit_b32" else None,
+            image_size=size,
             device=device,
         )
         rows.append({"label": source.label, "nc1": result.nc1, "accuracy": result.accuracy})
