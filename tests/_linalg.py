@@ -41,3 +41,21 @@ def deep_linear_problem(d, d_out, r, L, eps, seed, n_samples=None):
     Y = dln.low_rank_targets(N, d_out, r, generator=g, dtype=torch.float64)
     Ws = dln.init_weights([d] * L + [d_out], eps, generator=g, dtype=torch.float64)
     return Ws, X, Y
+
+
+def dense_reference(H, y, K, variant="lecture"):
+    """The textbook formulas with p x p matrices and an explicit float64 pseudo-inverse."""
+    H = H.to(torch.float64)
+    N = H.shape[0]
+    M = torch.stack([H[y == k].mean(0) for k in range(K)])  # (K, p)
+    n = torch.bincount(y, minlength=K).to(torch.float64)
+    C = M - H.mean(0)  # (K, p)
+    R = H - M[y]  # (N, p)
+    Sw = R.T @ R / N
+    w = n / N if variant == "he_su" else torch.full((K,), 1.0 / K, dtype=torch.float64)
+    Sb = C.T @ (C * w[:, None])
+    value = torch.trace(Sw @ torch.linalg.pinv(Sb))
+    if variant == "papyan":
+        value = value / K
+    ratio = torch.trace(Sw) / torch.trace(C.T @ C / K)
+    return value, ratio

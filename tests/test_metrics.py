@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from _linalg import dense_reference
 
 from lib import metrics
 from lib.metrics import (
@@ -29,24 +30,6 @@ F64 = torch.float64
 # ------------------------------------------------------------------------------------------
 # References
 # ------------------------------------------------------------------------------------------
-
-
-def dense_reference(H, y, K, variant="lecture"):
-    """The textbook formulas with p x p matrices and an explicit float64 pseudo-inverse."""
-    H = H.to(F64)
-    N = H.shape[0]
-    M = torch.stack([H[y == k].mean(0) for k in range(K)])  # (K, p)
-    n = torch.bincount(y, minlength=K).to(F64)
-    C = M - H.mean(0)  # (K, p)
-    R = H - M[y]  # (N, p)
-    Sw = R.T @ R / N
-    w = n / N if variant == "he_su" else torch.full((K,), 1.0 / K, dtype=F64)
-    Sb = C.T @ (C * w[:, None])
-    value = torch.trace(Sw @ torch.linalg.pinv(Sb))
-    if variant == "papyan":
-        value = value / K
-    ratio = torch.trace(Sw) / torch.trace(C.T @ C / K)
-    return value, ratio
 
 
 def make_data(N, p, K, *, spread=1.0, offset=0.0, rank=None, weights=None, seed=0, centred=False):

@@ -2,7 +2,7 @@
 path run offline on random weights: ``source_models`` of a public backbone, then
 ``collapse_vs_transfer`` on the offline digits, which a public backbone reads as grey RGB
 pictures through its own preprocessing. NC1 is checked against a naive recomputation (a loop over
-the images and the formula with a dense pseudo-inverse). Nothing here downloads."""
+the images and the formula with a dense pseudo-inverse, ``_linalg.dense_reference``). Nothing here downloads."""
 
 from __future__ import annotations
 
@@ -11,22 +11,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+from _linalg import dense_reference
 
 from lib import transfer
 
 PUBLIC = ["resnet18", "resnet50", "vit_b32", "clip_vit_b32"]
 SIZE = 32  # input side of the dry run: one 32×32 patch for the ViTs, cheap for the ResNets
-
-
-def naive_nc1(H: torch.Tensor, y: torch.Tensor) -> float:
-    """tr(Σ_W Σ_B^†) from its definition, float64, dense pseudo-inverse."""
-    H = H.double()
-    means = torch.stack([H[y == k].mean(0) for k in range(int(y.max()) + 1)])
-    residual = H - means[y]
-    sigma_w = residual.T @ residual / len(H)
-    centred = means - H.mean(0)  # balanced classes: the global mean is the mean of the means
-    sigma_b = centred.T @ centred / len(means)
-    return float(torch.trace(sigma_w @ torch.linalg.pinv(sigma_b, hermitian=True, rtol=1e-10)))
 
 
 def test_digits_reach_a_public_backbone_as_its_own_preprocessed_pictures():
@@ -77,7 +67,7 @@ def test_online_comparison_runs_offline_on_random_weights_and_nc1_matches_the_fo
             )
         y = torch.stack([torch.as_tensor(train[i][1]) for i in range(len(train))])
         row = rows[names.index(name)]
-        assert row["nc1"] == pytest.approx(naive_nc1(H, y), rel=1e-3)
+        assert row["nc1"] == pytest.approx(dense_reference(H, y, 5)[0].item(), rel=1e-3)
 
 
 def test_random_weights_are_not_what_the_figure_is_about():
