@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 import torch
 from _linalg import dense_reference
+from PIL import Image
 
 from lib import transfer
 
@@ -90,3 +91,64 @@ def test_collapse_vs_transfer_image_size_is_checked():
     sources = [transfer.Source("r", "resnet18", False)]
     with pytest.raises(ValueError, match="^image_size "):
         transfer.collapse_vs_transfer(sources, "digits", per_class=2, image_size=0)
+
+
+ZOO = ["timm:resnet10t.c3_in1k", "open_clip:RN50/openai"]
+
+
+def test_any_timm_or_open_clip_model_joins_the_comparison_by_name():
+    sources = transfer.source_models("vit_b32", compare=["resnet18", *ZOO])
+    assert [s.label for s in sources] == ["resnet18", *ZOO, "vit_b32"]
+    assert [s.backbone for s in sources] == [s.label for s in sources]
+
+
+def test_zoo_rows_match_a_naive_pipeline_on_random_weights():
+    """The timm model's row: NC1 of features computed image by image from the 8x8 digits (grey
+    PIL pictures through the checkpoint's own preprocessing), with the same random weights."""
+    config = transfer.FitConfig(progress=False, probe_iters=20)
+    torch.manual_seed(0)  # the encoder is the first thing drawn, in the row and in the oracle
+    rows = transfer.collapse_vs_transfer(
+        [transfer.Source("mine", ZOO[0], False)], "digits", per_class=4, config=config,
+        image_size=SIZE,
+    )  # fmt: skip
+    assert rows[0]["label"] == "mine" and 0.0 <= rows[0]["accuracy"] <= 1.0
+    torch.manual_seed(0)
+    encoder = transfer.zoo_encoder(ZOO[0], pretrained=False, image_size=SIZE)
+    transform = transfer.zoo_preprocess(encoder, image_size=SIZE)
+    small, _ = transfer.downstream("digits", "small_resnet", per_class=4)  # the same draw
+    pictures = []
+    for i in range(len(small)):
+        digit = ((small[i][0][0] * 0.4 + 0.3).clamp(0, 1) * 255).round().to(torch.uint8)
+        pictures.append(transform(Image.fromarray(digit.numpy(), mode="L").convert("RGB")))
+    with torch.no_grad():
+        H = encoder(torch.stack(pictures))
+    y = torch.stack([torch.as_tensor(small[i][1]) for i in range(len(small))])
+    assert rows[0]["nc1"] == pytest.approx(dense_reference(H, y, 5)[0].item(), rel=1e-3)
+
+
+def test_open_clip_features_are_unit_vectors_and_its_row_is_finite():
+    encoder = transfer.zoo_encoder(ZOO[1], pretrained=False, image_size=SIZE)
+    assert encoder.normalize and encoder.num_features == 1024
+    with torch.no_grad():
+        h = encoder(torch.randn(3, 3, SIZE, SIZE))
+    torch.testing.assert_close(h.norm(dim=1), torch.ones(3), rtol=0, atol=1e-5)
+    row = transfer.zoo_probe(
+        ZOO[1], "digits", pretrained=False, per_class=3, image_size=SIZE,
+        config=transfer.FitConfig(progress=False, probe_iters=5),
+    )  # fmt: skip
+    assert math.isfinite(row["nc1"]) and 0.0 <= row["accuracy"] <= 1.0
+
+
+def test_zoo_public_weights_fail_fast_offline(monkeypatch, tmp_path):
+    import time
+
+    import huggingface_hub.constants as hub
+
+    from lib.transfer import offline
+
+    monkeypatch.setattr(offline, "_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    start = time.perf_counter()
+    with pytest.raises(transfer.OfflineError, match="pretrained=False"):
+        transfer.zoo_encoder(ZOO[0])
+    assert time.perf_counter() - start < 10

@@ -55,6 +55,7 @@ Where each part lives (every name is re-exported here, ``lib.transfer.<name>``):
 ``offline``           :class:`OfflineError`: fail in seconds without network
 ``train``             :class:`FitConfig`, :func:`fit`, :func:`fit_linear_probe`, :func:`fine_tune`
 ``experiments``       :func:`source_models`, :func:`collapse_vs_transfer`, :func:`compare_methods`
+``zoo``               any timm / open_clip model by name in the comparison: :func:`zoo_probe`
 ``figures``           the chapter's plots
 ====================  ========================================================================
 
@@ -123,6 +124,7 @@ from lib.transfer.train import (
     fit,
     fit_linear_probe,
 )
+from lib.transfer.zoo import ZooEncoder, is_zoo_name, zoo_encoder, zoo_preprocess, zoo_probe
 
 __all__ = [
     "BACKBONES",
@@ -140,6 +142,7 @@ __all__ = [
     "Source",
     "TransferModel",
     "TransferResult",
+    "ZooEncoder",
     "accuracy",
     "balanced_subset",
     "build",
@@ -151,6 +154,7 @@ __all__ = [
     "fine_tune",
     "fit",
     "fit_linear_probe",
+    "is_zoo_name",
     "key_layer",
     "layer_names",
     "layer_nc1",
@@ -165,6 +169,9 @@ __all__ = [
     "residual_blocks",
     "source_models",
     "trainable_fraction",
+    "zoo_encoder",
+    "zoo_preprocess",
+    "zoo_probe",
 ]
 
 

@@ -231,15 +231,27 @@ def load_dataset(
     check_type("download", download, bool)
     image_size = _check_image_size("image_size", image_size)
     split_seed = check_int("split_seed", split_seed, 0)
-    if name.startswith("digits"):  # offline: scikit-learn's digits, split here
-        digits = _digits(name, split, split_seed)
-        if backbone in _OWN_BACKBONES:
-            return digits
-        return _DigitsAsPhotos(digits, preprocess(backbone, image_size=image_size))
     if backbone in _OWN_BACKBONES:
-        raise ValueError(f"{backbone!r} reads 1×8×8 digits; use another backbone for {name!r}")
-    cls, kwargs, url = _torchvision_spec(name, split)
+        if not name.startswith("digits"):
+            raise ValueError(f"{backbone!r} reads 1×8×8 digits; use another backbone for {name!r}")
+        return _digits(name, split, split_seed)
     transform = preprocess(backbone, image_size=image_size)
+    return _pictures(name, split, transform, root, download, split_seed)
+
+
+def _pictures(
+    name: str,
+    split: str,
+    transform: Callable[[Any], Tensor],
+    root: str | os.PathLike,
+    download: bool,
+    split_seed: int,
+) -> Dataset:
+    """:func:`load_dataset` for a network that reads pictures through ``transform`` (arguments
+    already checked): the digits as grey RGB pictures, or a torchvision data set."""
+    if name.startswith("digits"):  # offline: scikit-learn's digits, split here
+        return _DigitsAsPhotos(_digits(name, split, split_seed), transform)
+    cls, kwargs, url = _torchvision_spec(name, split)
     root = str(Path(root).expanduser())
     try:
         data = cls(root, transform=transform, download=False, **kwargs)

@@ -37,6 +37,7 @@ from lib.transfer.backbones import (
 from lib.transfer.data import DATASETS, NUM_CLASSES, DatasetName, balanced_subset, load_dataset
 from lib.transfer.models import build
 from lib.transfer.train import FitConfig, TransferResult, _check_config, fine_tune, fit
+from lib.transfer.zoo import is_zoo_name, parse_zoo_name, zoo_probe
 
 __all__ = [
     "Source",
@@ -116,13 +117,19 @@ class Source:
     """A pretrained starting point: a label, the backbone and its ``pretrained`` argument."""
 
     label: str  # shown in plots
-    backbone: str  # one of BACKBONES
+    backbone: str  # one of BACKBONES, or a timm / open_clip name (lib.transfer.zoo)
     pretrained: bool | Mapping[str, Tensor]  # True (public weights) or a backbone state dict
 
     def __post_init__(self) -> None:
         check_type("label", self.label, str)
-        _check_option("backbone", self.backbone, BACKBONES)
-        check_type("pretrained", self.pretrained, (bool, Mapping), "True, False or a state dict")
+        if is_zoo_name(self.backbone):
+            parse_zoo_name("backbone", self.backbone)
+            check_type("pretrained", self.pretrained, bool, "True (public weights) or False")
+        else:
+            _check_option("backbone", self.backbone, BACKBONES)
+            check_type(
+                "pretrained", self.pretrained, (bool, Mapping), "True, False or a state dict"
+            )
 
 
 def source_models(
@@ -142,13 +149,16 @@ def source_models(
     ``config``), keeping the weights after each number of epochs in ``snapshots``
     (:func:`pretrain_source`): ``len(lrs) * len(snapshots)`` source models of different quality.
     For the other backbones: the public checkpoints of the architectures in ``compare``, then
-    ``backbone``'s.
+    ``backbone``'s; ``compare`` may also name any timm or open_clip model
+    (``"timm:densenet121.tv_in1k"``, ``"open_clip:ViT-B-16/laion2b_s34b_b88k"``;
+    :mod:`lib.transfer.zoo`).
 
     Args:
         backbone: one of :data:`BACKBONES`.
         lrs: offline: learning rates of the source runs.
         snapshots: offline: epochs after which each run's weights are kept.
-        compare: online: architectures compared with ``backbone``.
+        compare: online: models compared with ``backbone``: public backbones of
+            :data:`BACKBONES` or timm / open_clip names.
         config: offline: :class:`FitConfig` of the source runs (``lr`` and ``epochs`` replaced).
         device: where to pretrain.
         generator: shuffling of the source data (shared by the runs, in order).
@@ -163,7 +173,10 @@ def source_models(
     _check_option("backbone", backbone, BACKBONES)
     check_type("compare", compare, (list, tuple), "backbone names, e.g. ['resnet18']")
     for name in compare:
-        _check_option("compare (each)", name, _PUBLIC_BACKBONES)
+        if is_zoo_name(name):
+            parse_zoo_name("compare (each)", name)
+        else:
+            _check_option("compare (each)", name, _PUBLIC_BACKBONES)
     if backbone in _OWN_BACKBONES:
         _check_config(config)
         _check_list("lrs", lrs, "learning rates")
@@ -310,7 +323,8 @@ def collapse_vs_transfer(
 
     For every source: the penultimate features of the downstream training set (``per_class``
     samples per class, the same draw for every model) give :math:`\mathcal{NC}_1`; a linear probe
-    fitted on them gives the test accuracy (CLIP: its zero-shot head, then probed).
+    fitted on them gives the test accuracy (CLIP: its zero-shot head, then probed). A source
+    named by timm or open_clip (:mod:`lib.transfer.zoo`) goes through :func:`zoo_probe`.
 
     Args:
         sources: as from :func:`source_models`.
@@ -342,6 +356,20 @@ def collapse_vs_transfer(
     image_size = _check_image_size("image_size", image_size)
     rows = []
     for source in sources:
+        if is_zoo_name(source.backbone):
+            row = zoo_probe(
+                source.backbone,
+                dataset,
+                pretrained=bool(source.pretrained),
+                per_class=per_class,
+                config=config,
+                root=root,
+                image_size=image_size,
+                device=device,
+                seed=seed,
+            )
+            rows.append({**row, "label": source.label})
+            continue
         size = None if source.backbone in _OWN_BACKBONES else image_size
         train, test = downstream(
             dataset, source.backbone, per_class=per_class, root=root, seed=seed, image_size=size

@@ -347,7 +347,13 @@ def fit_linear_probe(
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"key": key, "H": H.cpu(), "y": y.cpu()}, path)
-    head = model.head
+    _fit_head(model.head, H, y, config)
+    return H, y
+
+
+def _fit_head(head: nn.Linear, H: Tensor, y: Tensor, config: FitConfig) -> None:
+    """Fit ``head`` in place on features ``H`` (N, p) with labels ``y`` (N,): full-batch L-BFGS
+    on cross-entropy + ``config.weight_decay`` / 2 · ‖W‖² (:func:`fit_linear_probe`)."""
     optimizer = torch.optim.LBFGS(
         head.parameters(), lr=1.0, max_iter=config.probe_iters, line_search_fn="strong_wolfe"
     )
@@ -359,7 +365,6 @@ def fit_linear_probe(
         return loss
 
     optimizer.step(closure)
-    return H, y
 
 
 def accuracy(
