@@ -114,7 +114,8 @@ __all__ = [
 
 def __getattr__(name: str) -> ModuleType:
     # The figures are imported on first use (``lib.completion.figures`` or ``from lib.completion
-    # import figures``): they are drawn with matplotlib, which the numbers do not need.
-    if name == "figures":
-        return importlib.import_module("lib.completion.figures")
+    # import figures``): they are drawn with matplotlib, which the numbers do not need. So is
+    # ``large`` (``lib.completion.large.fit_large``), which the chapter does not use.
+    if name in ("figures", "large"):
+        return importlib.import_module(f"lib.completion.{name}")
     raise AttributeError(f"module 'lib.completion' has no attribute {name!r}")
