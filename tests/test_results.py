@@ -30,7 +30,14 @@ from lib.results import figures  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "lib" / "results" / "records"
 # The CPU-capable benchmarks: each must have a committed record from a CPU machine.
-CPU_BENCHMARKS = ("completion", "completion_sizes", "completion_large", "dln", "metrics")
+CPU_BENCHMARKS = (
+    "completion",
+    "completion_sizes",
+    "completion_large",
+    "cpu_modes",
+    "dln",
+    "metrics",
+)
 
 
 def _committed() -> list[Path]:

@@ -65,6 +65,7 @@ COMMANDS: dict[str, str] = {
     "completion": "python bench/completion.py --quick",
     "completion_sizes": "python bench/completion_sizes.py",
     "completion_large": "python bench/completion_large.py",
+    "cpu_modes": "python bench/cpu_modes.py",
     "dln": "python bench/dln.py --quick",
     "metrics": "python bench/metrics.py --quick",
     "fused_tiles": "python bench/fused_tiles.py  (needs a CUDA GPU; or: make gpu-check)",
