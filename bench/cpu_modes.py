@@ -88,14 +88,14 @@ def main(argv: list[str] | None = None) -> dict:
     )  # fmt: skip
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 20
-    rows = {name: run(name, repeats) for name in SETTINGS}
-    fast = rows["fast"]
+    rows = [{"setting": name, **run(name, repeats)} for name in SETTINGS]
+    fast = rows[0]  # "fast"
     print(f"{'setting':<11} {'MKL_CBWR':<12} {'oneDNN':<7} {'GEMM ms':>8} {'x fast':>7} {'epoch s':>8} {'x fast':>7}")  # fmt: skip
-    for name, r in rows.items():
+    for r in rows:
         r["gemm_ratio"] = r["gemm_ms"] / fast["gemm_ms"]
         r["epoch_ratio"] = r["epoch_s"] / fast["epoch_s"]
         print(
-            f"{name:<11} {r['mkl_cbwr']:<12} {str(r['onednn']):<7} {r['gemm_ms']:>8.2f} "
+            f"{r['setting']:<11} {r['mkl_cbwr']:<12} {str(r['onednn']):<7} {r['gemm_ms']:>8.2f} "
             f"{r['gemm_ratio']:>7.2f} {r['epoch_s']:>8.2f} {r['epoch_ratio']:>7.2f}"
         )
     out = {"repeats": repeats, "quick": args.quick, "rows": rows}
