@@ -69,6 +69,33 @@ def test_real_architectures_freeze_the_right_parameters(backbone):
         assert trainable == expected_trainable(model, method), (backbone, method)
 
 
+def test_clip_tower_head_reads_the_features_before_the_projection():
+    """The default CLIP head sits on the class token after ln_post: the joint embedding of the
+    same (seeded, random) weights is exactly those features times CLIP's projection."""
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    models = {}
+    for head in ("tower", "joint"):
+        torch.manual_seed(0)  # open_clip initialises from the global generator
+        models[head] = transfer.build("clip_vit_b32", 3, "layer_ft", image_size=32, clip_head=head)
+    tower, joint = models["tower"].eval(), models["joint"].eval()
+    assert tower.encoder.proj is None and joint.encoder.proj.shape == (768, 512)
+    assert (tower.head.in_features, tower.head.bias is not None, tower.normalize) == (
+        768,
+        True,
+        False,
+    )
+    assert (joint.head.in_features, joint.head.bias is None, joint.normalize) == (512, True, True)
+    default = transfer.build("clip_vit_b32", 3, "layer_ft", image_size=32, device="meta")
+    assert default.encoder.proj is None and default.head.in_features == 768
+    with torch.no_grad():
+        h = tower.forward_features(x)
+        torch.testing.assert_close(h @ joint.encoder.proj, joint.encoder(x), rtol=1e-5, atol=1e-6)
+        z = joint.forward_features(x)
+    torch.testing.assert_close(z, torch.nn.functional.normalize(h @ joint.encoder.proj, dim=-1))
+    zero_shot = transfer.build("clip_vit_b32", 3, "zero_shot", device="meta")
+    assert zero_shot.encoder.proj is not None and zero_shot.head.in_features == 512
+
+
 def test_trainable_fraction_of_any_module():
     net = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))  # 15 + 8 parameters
     net[0].requires_grad_(False)
@@ -119,22 +146,37 @@ def independent_skip(model: transfer.TransferModel, x: torch.Tensor) -> torch.Te
     if z.ndim == 4:  # ResNet: average pool, zero-pad the channels
         s = z.mean(dim=(2, 3))
         return torch.cat([s, s.new_zeros(len(s), p - s.shape[1])], dim=1)
-    if hasattr(model.encoder, "ln_post"):  # CLIP: class token, ln_post, proj
-        return model.encoder.ln_post(z[:, 0]) @ model.encoder.proj
+    if hasattr(model.encoder, "ln_post"):  # CLIP: class token, ln_post (proj: joint head only)
+        s = model.encoder.ln_post(z[:, 0])
+        return s if model.encoder.proj is None else s @ model.encoder.proj
     return model.encoder.norm(z)[:, 0]  # timm ViT: class token through the final norm
 
 
-@pytest.mark.parametrize("backbone", ["small_resnet", "resnet18", "vit_b32", "clip_vit_b32"])
-def test_skip_really_changes_the_penultimate_features(backbone):
+@pytest.mark.parametrize(
+    ("backbone", "clip_head"),
+    [
+        ("small_resnet", None),
+        ("resnet18", None),
+        ("vit_b32", None),
+        ("clip_vit_b32", None),
+        ("clip_vit_b32", "joint"),
+    ],
+)
+def test_skip_really_changes_the_penultimate_features(backbone, clip_head):
     g = torch.Generator().manual_seed(0)
+    kw = {"clip_head": clip_head} if clip_head else {}
     if backbone == "small_resnet":
         layer = transfer.build(backbone, 5, "layer_ft")
         scl = transfer.build(backbone, 5, "scl_ft", pretrained=layer.encoder.state_dict())
         x = torch.randn(4, 1, 8, 8, generator=g)
     else:
         size = 64 if backbone == "vit_b32" else 32
-        layer = materialize(transfer.build(backbone, 5, "layer_ft", image_size=size, device="meta"))
-        scl = materialize(transfer.build(backbone, 5, "scl_ft", image_size=size, device="meta"))
+        layer = materialize(
+            transfer.build(backbone, 5, "layer_ft", image_size=size, device="meta", **kw)
+        )
+        scl = materialize(
+            transfer.build(backbone, 5, "scl_ft", image_size=size, device="meta", **kw)
+        )
         x = torch.randn(4, 3, size, size, generator=g)
     layer.eval(), scl.eval()
     with torch.no_grad():
@@ -142,7 +184,7 @@ def test_skip_really_changes_the_penultimate_features(backbone):
     assert not torch.allclose(h_layer, h_scl)
     with torch.no_grad():
         expected = layer.encoder(x) + independent_skip(layer, x)
-    if backbone == "clip_vit_b32":
+    if clip_head == "joint":
         expected = torch.nn.functional.normalize(expected, dim=-1)
     torch.testing.assert_close(h_scl, expected, rtol=1e-5, atol=1e-6)
 

@@ -59,7 +59,7 @@ def test_online_comparison_runs_offline_on_random_weights_and_nc1_matches_the_fo
     for row in rows:
         assert math.isfinite(row["nc1"]) and row["nc1"] > 0
         assert 0.0 <= row["accuracy"] <= 1.0
-    for name in ("resnet18", "clip_vit_b32"):  # a CNN, and the one whose features are normalised
+    for name in ("resnet18", "clip_vit_b32"):  # a CNN, and CLIP's tower without its projection
         train, _ = transfer.downstream("digits", name, per_class=4, image_size=SIZE)
         model = transfer.build(name, 5, "linear_probe", weights[name], image_size=SIZE).eval()
         with torch.no_grad():

@@ -19,8 +19,9 @@ CLIP's image tower (12 transformer blocks) block 6 (``blocks.5``), for ResNet18 
 small ResNet (8 basic blocks) ``layer2.1``. With these, :func:`trainable_fraction` of the real
 architectures reproduces the lecture's "percentage of parameters fine-tuned" row (see
 :func:`percentage_table`): ResNet50 exactly, ViT-B/32 exactly at the lecture's 384 px (the
-table's default; one unit in the last printed digit off at 224 px), CLIP within 0.04 points; the
-chapter explains the residuals.
+table's default; one unit in the last printed digit off at 224 px), and CLIP with its head on the
+tower's 768-d features, its Layer/SCL FT counted against the published image tower; the chapter
+explains both choices.
 
 **SCL FT, this book's reading.** The lecture gives the idea ("improving feature collapse via skip
 connections", same parameter count as Layer FT), and Li et al. (arXiv 2212.12206) describe SCL FT
@@ -100,6 +101,7 @@ from lib.transfer.experiments import (
 )
 from lib.transfer.layers import layer_names, layer_nc1
 from lib.transfer.models import (
+    CLIP_HEADS,
     METHODS,
     TransferModel,
     build,
@@ -128,6 +130,7 @@ from lib.transfer.zoo import ZooEncoder, is_zoo_name, zoo_encoder, zoo_preproces
 
 __all__ = [
     "BACKBONES",
+    "CLIP_HEADS",
     "DATASETS",
     "KEY_LAYERS",
     "LECTURE_ACCURACY",

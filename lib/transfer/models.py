@@ -32,11 +32,25 @@ from lib.transfer.backbones import (
     residual_blocks,
 )
 
-__all__ = ["METHODS", "TransferModel", "build", "parameter_counts", "trainable_fraction"]
+__all__ = [
+    "CLIP_HEADS",
+    "METHODS",
+    "TransferModel",
+    "build",
+    "parameter_counts",
+    "trainable_fraction",
+]
 
 Method = Literal["linear_probe", "zero_shot", "layer_ft", "scl_ft", "full_ft"]
 
 METHODS: tuple[str, ...] = ("linear_probe", "zero_shot", "layer_ft", "scl_ft", "full_ft")
+
+ClipHead = Literal["tower", "joint"]
+
+#: Where a CLIP head can sit (:func:`build`'s ``clip_head``): ``"tower"`` on the 768-d class
+#: token before CLIP's projection (trained methods' default), ``"joint"`` on the unit-norm 512-d
+#: joint embedding (zero shot; a probe then starts from the zero-shot classifier).
+CLIP_HEADS: tuple[str, ...] = ("tower", "joint")
 
 
 class _Capture:
@@ -54,12 +68,13 @@ class TransferModel(nn.Module):
 
     ``forward(x)`` returns logits ``(B, K)``; :meth:`forward_features` returns the penultimate
     features :math:`\boldsymbol h` ``(B, p)`` the head sees (with the SCL skip added, and
-    normalised for CLIP), passed through the identity module ``penultimate`` so that hooks (e.g.
-    :func:`layer_nc1`) can read them. Built by :func:`build`.
+    normalised for CLIP's joint head), passed through the identity module ``penultimate`` so that
+    hooks (e.g. :func:`layer_nc1`) can read them. Built by :func:`build`.
 
     Attributes:
         encoder: the backbone without its original head; ``encoder(x)`` is ``(B, p)``.
-        head: ``nn.Linear(p, K)`` (for CLIP, without bias, initialised by the zero-shot classifier).
+        head: ``nn.Linear(p, K)`` (CLIP's joint head: without bias, initialised by the
+            zero-shot classifier; see :func:`build`'s ``clip_head``).
         penultimate: ``nn.Identity`` applied to :math:`\boldsymbol h`.
         backbone, method, key_layer: the :func:`build` arguments and the fine-tuned layer.
     """
@@ -172,13 +187,14 @@ def build(
     class_names: Sequence[str] | None = None,
     layer: str | None = None,
     image_size: int | None = None,
+    clip_head: ClipHead | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> TransferModel:
     r"""A backbone with a ``K``-way head and exactly the parameters ``method`` fine-tunes trainable.
 
     ============  =====================================================================
-    linear_probe  head (for CLIP: the zero-shot classifier, then trained)
+    linear_probe  head
     zero_shot     nothing (CLIP only: head = text embeddings of ``"a photo of a {name}."``)
     layer_ft      head + the key layer (``layer``, default :data:`KEY_LAYERS`)
     scl_ft        as ``layer_ft``, plus the parameter-free skip (:mod:`lib.transfer`)
@@ -197,6 +213,13 @@ def build(
             a state dict for the backbone (e.g. from :func:`pretrain_source`).
         class_names: CLIP only: the ``K`` class names for the zero-shot head; default
             ``"class 0"`` …. Pass the data set's names (``load_dataset(...).classes``).
+        clip_head: CLIP only: where the head sits (:data:`CLIP_HEADS`). ``"tower"`` (default for
+            the trained methods): ``nn.Linear(768, K)`` on the image tower's class token after
+            its final LayerNorm, *before* CLIP's 768×512 projection, which is removed — the
+            features CLIP's own linear probes use for its ViTs (Radford et al., 2021, App. A.3)
+            and the head the lecture's CLIP row counts. ``"joint"`` (always for ``zero_shot``):
+            ``nn.Linear(512, K, bias=False)`` on the unit-norm 512-d joint embedding,
+            initialised by the zero-shot classifier, so a probe starts from zero shot.
         layer: the fine-tuned layer for ``layer_ft``/``scl_ft`` (a name from
             :func:`residual_blocks`); default the architecture's key layer.
         image_size: input resolution for the ViTs (224 by default; 384 for the ViT row of the
@@ -220,11 +243,14 @@ def build(
     K, image_size, device = _check_build(
         backbone, num_classes, method, pretrained, class_names, image_size, device, dtype
     )
+    joint = _clip_joint(backbone, method, clip_head)
     meta = device is not None and device.type == "meta"
     if meta:  # architecture only: a copy of a cached meta encoder (no memory, no init)
-        encoder, head = _meta_encoder_and_head(backbone, K, image_size)
+        encoder, head = _meta_encoder_and_head(backbone, K, image_size, joint)
     else:  # public weights are requested before anything is built, so offline fails fast
-        encoder, head = _encoder_and_head(backbone, K, pretrained is True, class_names, image_size)
+        encoder, head = _encoder_and_head(
+            backbone, K, pretrained is True, class_names, image_size, joint
+        )
     if isinstance(pretrained, Mapping):
         _load_backbone_weights(encoder, pretrained, backbone)
     chosen = layer if layer is not None else KEY_LAYERS[backbone]
@@ -237,7 +263,7 @@ def build(
         backbone=backbone,
         method=method,
         key_layer=chosen,
-        normalize=backbone == "clip_vit_b32",
+        normalize=joint,
     )
     if not meta and (device is not None or dtype is not None):
         model = model.to(device=device, dtype=dtype)
@@ -342,14 +368,17 @@ def _check_parts(
 
 
 def _meta_encoder_and_head(
-    backbone: str, num_classes: int, image_size: int | None
+    backbone: str, num_classes: int, image_size: int | None, joint: bool
 ) -> tuple[nn.Module, nn.Linear]:
     """Encoder and head on the meta device: the architecture only (no memory, no init)."""
-    is_clip = backbone == "clip_vit_b32"
     encoder = copy.deepcopy(_meta_encoder(backbone, image_size))
+    if backbone == "clip_vit_b32" and not joint:
+        _drop_projection(encoder)
     with torch.device("meta"):
         head = nn.Linear(
-            encoder.output_dim if is_clip else encoder.num_features, num_classes, bias=not is_clip
+            encoder.output_dim if backbone == "clip_vit_b32" else encoder.num_features,
+            num_classes,
+            bias=not joint,
         )
     return encoder, head
 
@@ -360,14 +389,19 @@ def _encoder_and_head(
     public: bool,
     class_names: Sequence[str] | None,
     image_size: int | None,
+    joint: bool,
 ) -> tuple[nn.Module, nn.Linear]:
     """Encoder (public weights when ``public``, else random) and a fresh head, on the CPU.
 
-    CLIP's head is the zero-shot classifier of ``class_names`` (default ``"class k"``), without
-    bias; the text tower is only needed for it and is dropped.
+    CLIP's joint head is the zero-shot classifier of ``class_names`` (default ``"class k"``),
+    without bias; its tower head is a fresh ``nn.Linear(768, K)`` and the projection is removed.
+    The text tower is only needed for the joint head and is dropped.
     """
     if backbone == "clip_vit_b32":
         clip = _make_clip(public, image_size, None)
+        if not joint:
+            _drop_projection(clip.visual)
+            return clip.visual, nn.Linear(clip.visual.output_dim, num_classes)
         if class_names is None:
             class_names = [f"class {k}" for k in range(num_classes)]
         head = nn.Linear(clip.visual.output_dim, num_classes, bias=False)
@@ -381,6 +415,31 @@ def _encoder_and_head(
     else:
         encoder = _make_timm(backbone, public, image_size)
     return encoder, nn.Linear(encoder.num_features, num_classes)
+
+
+def _drop_projection(tower: nn.Module) -> None:
+    """Remove an open_clip image tower's projection: it then returns the 768-d class token
+    after ``ln_post`` (open_clip skips ``proj`` when it is ``None``)."""
+    tower.proj = None
+    tower.output_dim = tower.ln_post.normalized_shape[0]
+
+
+def _clip_joint(backbone: str, method: str, clip_head: object) -> bool:
+    """Whether the head sits on CLIP's joint embedding (checked :func:`build` ``clip_head``)."""
+    if clip_head is None:
+        return backbone == "clip_vit_b32" and method == "zero_shot"
+    _check_option("clip_head", clip_head, CLIP_HEADS)
+    if backbone != "clip_vit_b32":
+        raise ValueError(
+            f"clip_head is for 'clip_vit_b32', not {backbone!r}; leave it None (the head sits "
+            "on the backbone's penultimate features)"
+        )
+    if method == "zero_shot" and clip_head != "joint":
+        raise ValueError(
+            "clip_head='tower' cannot classify zero-shot: the text embeddings live in the 512-d "
+            "joint space; use clip_head='joint' or leave it None"
+        )
+    return clip_head == "joint"
 
 
 def parameter_counts(model: nn.Module) -> tuple[int, int]:

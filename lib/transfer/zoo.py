@@ -11,7 +11,9 @@ of the two libraries by name:
   pretrained config;
 * ``"open_clip:<architecture>/<tag>"`` — an open_clip image tower, e.g.
   ``"open_clip:ViT-B-16/laion2b_s34b_b88k"`` (``open_clip.list_pretrained()`` lists them), read
-  at its image embedding, normalised as CLIP does, through its own preprocessing.
+  at its image embedding, normalised as CLIP does, through its own preprocessing (any open_clip
+  tower has one, whatever its architecture; the book's own ``"clip_vit_b32"`` probes the 768-d
+  features before the projection instead, :func:`lib.transfer.build`'s ``clip_head``).
 
 Such a model gets the linear probe only (an arbitrary architecture has no key layer here): its
 features give :math:`\mathcal{NC}_1` and an L-BFGS probe on them (the one of
