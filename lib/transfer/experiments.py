@@ -323,8 +323,8 @@ def collapse_vs_transfer(
 
     For every source: the penultimate features of the downstream training set (``per_class``
     samples per class, the same draw for every model) give :math:`\mathcal{NC}_1`; a linear probe
-    fitted on them gives the test accuracy (CLIP: its zero-shot head, then probed). A source
-    named by timm or open_clip (:mod:`lib.transfer.zoo`) goes through :func:`zoo_probe`.
+    fitted on them gives the test accuracy (CLIP: on its 768-d features before the projection).
+    A source named by timm or open_clip (:mod:`lib.transfer.zoo`) goes through :func:`zoo_probe`.
 
     Args:
         sources: as from :func:`source_models`.

@@ -2,10 +2,11 @@
 
 The published numbers (:data:`LECTURE_PERCENT`, :data:`LECTURE_ACCURACY`, :data:`LECTURE_NC1`)
 and the "percentage of parameters fine-tuned" row recomputed from the real architectures
-(:func:`percentage_table`, :func:`percentage_markdown`): ResNet50 exactly, ViT-B/32 exactly at the
-lecture's 384 px (the default; one unit in the last printed digit off at 224 px), CLIP exactly with
-its head on the tower's 768-d features, Layer/SCL FT counted against the published image tower
-(see :func:`percentage_table`).
+(:func:`percentage_table`, :func:`percentage_markdown`): ResNet50 exactly, ViT-B/32 exactly at
+384 px (the default: the resolution whose counts give the lecture's row; one unit in the last
+printed digit off at 224 px), CLIP exactly with its head on the tower's 768-d features, Layer/SCL
+FT counted against the published image tower — the bookkeeping the lecture's row implies (see
+:func:`percentage_table`).
 
 Reference:
     Li, Liu, Zhou, Lu, Fernandez-Granda, Zhu & Qu, arXiv:2212.12206 (2022); Lecture 6, Section 1.
