@@ -1,5 +1,5 @@
-"""lib.transfer.experiments: source models, collapse vs transfer, method comparison and the
-data-size sweep, offline on a tiny budget."""
+"""lib.transfer.sources and lib.transfer.experiments: source models, collapse vs transfer,
+method comparison and the data-size sweep, offline on a tiny budget."""
 
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ Where each part lives (every name is re-exported here, ``lib.transfer.<name>``):
 ``data``              :func:`load_dataset`, :func:`preprocess`, :func:`balanced_subset`
 ``offline``           :class:`OfflineError`: fail in seconds without network
 ``train``             :class:`FitConfig`, :func:`fit`, :func:`fit_linear_probe`, :func:`fine_tune`
-``experiments``       :func:`source_models`, :func:`collapse_vs_transfer`, :func:`compare_methods`
+``sources``           pretrained starting points: :class:`Source`, :func:`source_models`
+``experiments``       :func:`collapse_vs_transfer`, :func:`compare_methods`, :func:`data_size_sweep`
 ``zoo``               any timm / open_clip model by name in the comparison: :func:`zoo_probe`
 ``figures``           the chapter's plots
 ====================  ========================================================================
@@ -89,15 +90,12 @@ from lib.transfer.data import (
 )
 from lib.transfer.data import DatasetName as DatasetName
 from lib.transfer.experiments import (
-    Source,
     collapse_vs_transfer,
     compare_methods,
     data_size_sweep,
     downstream,
     most_collapsed,
-    pretrain_source,
     rank_correlation,
-    source_models,
 )
 from lib.transfer.layers import layer_names, layer_nc1
 from lib.transfer.models import (
@@ -110,6 +108,7 @@ from lib.transfer.models import (
 )
 from lib.transfer.models import Method as Method
 from lib.transfer.offline import OfflineError
+from lib.transfer.sources import Source, pretrain_source, source_models
 from lib.transfer.table import (
     LECTURE_ACCURACY,
     LECTURE_NC1,
