@@ -59,3 +59,22 @@ def test_chapter_experiments_run_offline_on_a_tiny_budget():
     assert train.indices == again.indices
     public = transfer.source_models("vit_b32", compare=("resnet18", "vit_b32", "resnet50"))
     assert [s.label for s in public] == ["resnet18", "resnet50", "vit_b32"]
+
+
+def test_compare_methods_passes_clip_head_to_every_model():
+    """CLIP's head sits on the 768-d features by default and on the joint embedding on request."""
+    config = transfer.FitConfig(progress=False, probe_iters=2)
+    heads = {}
+    for clip_head in (None, "joint"):
+        (result,) = transfer.compare_methods(
+            "clip_vit_b32",
+            "digits",
+            ["linear_probe"],
+            per_class=2,
+            image_size=32,
+            clip_head=clip_head,
+            config=config,
+        )
+        model = result.model
+        heads[clip_head] = (model.head.in_features, model.normalize, model.encoder.proj is None)
+    assert heads == {None: (768, False, True), "joint": (512, True, False)}

@@ -33,6 +33,7 @@ from lib.transfer.backbones import (
     _check_image_size,
 )
 from lib.transfer.data import DATASETS, NUM_CLASSES, DatasetName, balanced_subset, load_dataset
+from lib.transfer.models import _clip_joint
 from lib.transfer.sources import Source, _check_sources
 from lib.transfer.train import FitConfig, TransferResult, _check_config, fine_tune
 from lib.transfer.zoo import is_zoo_name, zoo_probe
@@ -248,6 +249,7 @@ def compare_methods(
     config: FitConfig = FitConfig(),
     root: str | os.PathLike = "data",
     image_size: int | None = None,
+    clip_head: str | None = None,
     device: torch.device | str | None = None,
     seed: int = 0,
 ) -> list[TransferResult]:
@@ -257,7 +259,7 @@ def compare_methods(
     ``seed``; ``None``: all) and the same shuffling seed.
 
     Args:
-        backbone, pretrained, image_size: as in :func:`build`.
+        backbone, pretrained, image_size, clip_head: as in :func:`build`.
         dataset: the downstream data set (:data:`DATASETS`).
         methods: names from :data:`METHODS`.
         per_class: training samples per class; ``None``: all.
@@ -278,6 +280,8 @@ def compare_methods(
     _check_option("backbone", backbone, BACKBONES)
     _check_option("dataset", dataset, DATASETS)
     _check_methods(methods)
+    for method in methods:  # before any data is loaded
+        _clip_joint(backbone, method, clip_head)
     _check_config(config)
     per_class, seed = _check_subset(per_class, seed)
     train, test = downstream(
@@ -294,6 +298,7 @@ def compare_methods(
             config=config,
             class_names=train.classes if backbone == "clip_vit_b32" else None,
             image_size=image_size,
+            clip_head=clip_head,
             device=device,
             generator=torch.Generator().manual_seed(seed),
         )
@@ -311,12 +316,13 @@ def data_size_sweep(
     seeds: Sequence[int] = (0,),
     config: FitConfig = FitConfig(),
     root: str | os.PathLike = "data",
+    clip_head: str | None = None,
     device: torch.device | str | None = None,
 ) -> dict[str, Tensor]:
     """Test accuracy of each method against the number of downstream training samples per class.
 
     Args:
-        backbone, dataset, methods, pretrained, config, root, device: as in
+        backbone, dataset, methods, pretrained, config, root, clip_head, device: as in
             :func:`compare_methods`.
         sizes: training samples per class, one :func:`compare_methods` call per size and seed.
         seeds: seeds of the training subsets (and shuffles) averaged per size.
@@ -340,6 +346,8 @@ def data_size_sweep(
     for n in sizes:
         check_int("sizes (each)", n, 1)
     _check_methods(methods)
+    for method in methods:
+        _clip_joint(backbone, method, clip_head)
     _check_list("seeds", seeds, "seeds")
     for seed in seeds:
         check_int("seeds (each)", seed, 0)
@@ -355,6 +363,7 @@ def data_size_sweep(
                 per_class=n,
                 config=config,
                 root=root,
+                clip_head=clip_head,
                 device=device,
                 seed=seed,
             )

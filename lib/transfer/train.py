@@ -441,6 +441,7 @@ def fine_tune(
     config: FitConfig = FitConfig(),
     class_names: Sequence[str] | None = None,
     image_size: int | None = None,
+    clip_head: str | None = None,
     cache: str | os.PathLike | None = None,
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
@@ -452,7 +453,8 @@ def fine_tune(
     features on the training data, as in the lecture's table.
 
     Args:
-        backbone, method, num_classes, pretrained, class_names, image_size: as in :func:`build`.
+        backbone, method, num_classes, pretrained, class_names, image_size, clip_head: as in
+            :func:`build`.
         train: training ``Dataset`` of ``(x, y)``; test: test ``Dataset``.
         config: :class:`FitConfig`.
         cache: features cache of the linear probe.
@@ -480,6 +482,7 @@ def fine_tune(
         pretrained,
         class_names=class_names,
         image_size=image_size,
+        clip_head=clip_head,
         device=device,
     )
     for name, split in (("train", train), ("test", test)):
