@@ -300,7 +300,12 @@ VALUE_ERRORS = [
     case("tune-method", TUNE, lambda: TUNE(SR, "lora", D, D, 5), "^unknown method 'lora'"),
     case("tune-num_classes", TUNE, lambda: TUNE(SR, "full_ft", D, D, 1), "^num_classes "),
     case("tune-device", TUNE, lambda: TUNE(SR, "full_ft", D, D, 5, device="gpu0"), "^device "),
-    case("tune-clip_head", TUNE, lambda: TUNE(SR, "full_ft", D, D, 5, clip_head="tower"), "^clip_head is for 'clip_vit_b32'"),
+    case(
+        "tune-clip_head",
+        TUNE,
+        lambda: TUNE(SR, "full_ft", D, D, 5, clip_head="tower"),
+        "^clip_head is for 'clip_vit_b32'",
+    ),
     case("tune-float-labels", TUNE, lambda: TUNE(SR, "full_ft", FLOAT_Y, D, 5), "^labels of train"),
 ]
 
